@@ -1,0 +1,45 @@
+"""QuantaTissu: the course library, imported as ``qt``.
+
+Each chapter of the course adds one concept to this package, in a module named
+after the concept (not the chapter); every module's docstring names the chapter
+that introduces it.
+
+What ``import quanta_tissu`` does: nothing heavy. Submodules load on first
+attribute access (``qt.bigram``, ``qt.numpy_nn``...), so Part I never imports
+torch and the optional ecosystems (transformers, tokenizers, tiktoken...) are
+only imported inside the functions that need them.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# Submodules reachable as attributes, e.g. ``qt.data.load_text``.
+_SUBMODULES = {
+    "bigram", "data", "grade", "numpy_nn", "plotting", "runtime", "show", "tokenizer",
+}
+# Convenience names re-exported at the top level: name -> module.
+_SHORTCUTS = {
+    "load_text": "data",
+    "setup": "runtime",
+    "seed_everything": "runtime",
+    "show_source": "show",
+    "CharTokenizer": "tokenizer",
+}
+
+__all__ = sorted(_SUBMODULES | set(_SHORTCUTS))
+
+
+def __getattr__(name: str):
+    """Import submodules lazily so that ``import quanta_tissu`` stays fast."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _SHORTCUTS:
+        module = importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'quanta_tissu' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
