@@ -25,6 +25,7 @@ _SHORTCUTS = {
     "setup": "runtime",
     "seed_everything": "runtime",
     "show_source": "show",
+    "table": "show",
     "CharTokenizer": "tokenizer",
 }
 

@@ -3,7 +3,8 @@
 Introduced in chapter 01; every chapter uses it.
 
 Does: render a function, class or method's source (with its file and line numbers)
-as a highlighted code block, as Markdown in notebooks and plain text elsewhere.
+as a highlighted code block, as Markdown in notebooks and plain text elsewhere;
+render small results tables the same way (``table``).
 Does not: import IPython at module import, or show objects defined outside ``quanta_tissu``.
 """
 from __future__ import annotations
@@ -41,3 +42,25 @@ def show_source(obj) -> Source:
     name = f"{obj.__module__}.{obj.__qualname__}".replace("quanta_tissu.", "qt.", 1)
     title = f"{name} — lib/{rel.as_posix()}, lines {start}–{start + len(lines) - 1}"
     return Source(title, "".join(lines).rstrip("\n"))
+
+
+class Table:
+    """Rows of values that display as a Markdown table in Jupyter and as aligned text elsewhere."""
+
+    def __init__(self, headers, rows, floatfmt: str = ".3f"):
+        self.headers = [str(h) for h in headers]
+        self.rows = [[f"{v:{floatfmt}}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| " + " | ".join(self.headers) + " |", "|" + "---|" * len(self.headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        widths = [max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [self.headers, *self.rows])
+
+
+def table(headers, rows, floatfmt: str = ".3f") -> Table:
+    """A small results table, e.g. ``table(["model", "val loss"], [["bigram", 2.48]])``."""
+    return Table(headers, rows, floatfmt)

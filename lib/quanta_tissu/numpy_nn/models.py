@@ -109,3 +109,14 @@ class MLPLanguageModel(Model):
         dh = self.fc2.backward(dlogits)  # (N, H)
         dh = self.fc1.backward(self.act.backward(self.drop.backward(dh)))  # (N, T*C)
         self.emb.backward(dh.reshape(self.emb.ids.shape + (-1,)))  # (N, T*C) -> (N, T, C)
+
+
+def bigram_full_batch_grad(W: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Gradient of the mean cross-entropy over *all* training pairs, from their counts alone.
+
+    (V, V) logits table, (V, V) pair counts -> (V, V):
+        dL/dW[i, j] = (n_i softmax(W[i])_j - C[i, j]) / N,   n_i = sum_j C[i, j],  N = sum C.
+    It vanishes exactly at softmax(W[i]) = C[i] / n_i: the counting solution.
+    """
+    n_rows = counts.sum(axis=1, keepdims=True)  # (V, 1) how often each row occurs
+    return (n_rows * softmax(W) - counts) / counts.sum()
