@@ -1,0 +1,56 @@
+# QuantaTissu: the two commands are `make book` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Chapters run on 2 threads, like a learner's laptop and CI.
+export OMP_NUM_THREADS ?= 2
+export MPLBACKEND ?= Agg
+STAMP := $(VENV)/.installed
+BOOK_FLAGS := --all -W -n --keep-going
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
+
+.PHONY: help install assets book test unit nbval book-check browser lab clean
+
+help:
+	@echo "make book   build the executed HTML book in _build/html (creates .venv if missing)"
+	@echo "make test   unit tests, exercise checks, nbval over every chapter, strict book build, browser check"
+	@echo "make lab    JupyterLab on the course"
+	@echo "make clean  remove _build (keeps .venv)"
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+assets: $(STAMP)
+	$(PY) tools/fetch_book_assets.py
+
+book: install assets
+	rm -rf _build/html _build/.doctrees
+	jupyter-book build . $(BOOK_FLAGS)
+	@echo "The book: $(abspath _build/html/index.html)"
+
+unit: install
+	$(PY) -m pytest tests
+
+nbval: install
+	$(PY) -m pytest chapters $(NBVAL_FLAGS)
+
+browser: install
+	$(PY) tools/check_pages.py _build/html
+
+test: install assets
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory nbval
+	$(MAKE) --no-print-directory book
+	$(MAKE) --no-print-directory browser
+
+lab: install
+	jupyter lab
+
+clean:
+	rm -rf _build

@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shakespeare_ids():
+    """Tiny Shakespeare as char ids, or a skip saying how to provide it."""
+    import quanta_tissu as qt
+
+    try:
+        text = qt.load_text("tinyshakespeare", download=False)
+    except qt.data.CorpusError as err:
+        pytest.skip(f"corpus not available: {err}")
+    return qt.CharTokenizer.from_text(text).encode(text)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """No data folder, an empty cache: the loader sees nothing."""
+    monkeypatch.delenv("QUANTA_TISSU_DATA", raising=False)
+    monkeypatch.setenv("QUANTA_TISSU_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,50 @@
+"""Every chapter follows the course's template; nbval (make nbval) re-executes them."""
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_every_chapter_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    assert CHAPTERS and all(f"chapters/{p.stem}" in toc for p in CHAPTERS)
+    yaml.safe_load(toc)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_template(path):
+    nb = load(path)
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    markdown = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "".join(cells[0]["source"]).startswith(f"# {path.stem[:2]} ·"), "title first"
+    assert "You will learn" in markdown and "## What you built" in markdown
+    assert "## Questions" in markdown and "## Exercises" in markdown
+    assert any("parameters" in c["metadata"].get("tags", []) for c in code), "a papermill parameters cell"
+    assert any("qt.setup(" in "".join(c["source"]) for c in code), "an environment cell"
+    assert any("qt.show_source(" in "".join(c["source"]) for c in code), "shows lib source"
+    assert "python -m quanta_tissu.grade" in markdown
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert all(c.get("execution_count") for c in code), "stored executed, every cell"
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "at least one plot"
+    assert not [o for o in outputs if o.get("name") == "stderr"], "no warnings or stderr in stored outputs"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_has_graded_exercises(path):
+    from quanta_tissu.grade.core import CHAPTERS as GRADED
+
+    number = path.stem[:2]
+    assert number in GRADED
+    exercise = ROOT / "exercises" / GRADED[number]
+    assert exercise.is_file() and (ROOT / "solutions" / GRADED[number]).is_file()
+    assert exercise.read_text().count("raise NotImplementedError") >= 3

@@ -1,0 +1,65 @@
+"""The grader: every solution passes, every stub fails, and bad learner code is survived."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from quanta_tissu.grade.core import CHAPTERS, run_chapter
+
+
+def grade(chapter, path, timeout=60):
+    return {r.name: r for r in run_chapter(chapter, path, timeout=timeout)}
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_solutions_pass(chapter):
+    results = grade(chapter, ROOT / "solutions" / CHAPTERS[chapter])
+    assert len(results) >= 3
+    failed = {n: r.message for n, r in results.items() if not r.passed}
+    assert not failed
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_stubs_fail(chapter):
+    results = grade(chapter, ROOT / "exercises" / CHAPTERS[chapter])
+    passed = [n for n, r in results.items() if r.passed]
+    assert not passed
+    assert all("not implemented" in r.message for r in results.values())
+
+
+def test_feedback_is_specific(tmp_path):
+    learner = tmp_path / "ex02.py"
+    learner.write_text(
+        "import numpy as np\n"
+        "def softmax(x):\n    return np.exp(x) / np.exp(x).sum(axis=0)\n"  # wrong axis
+        "def cross_entropy(logits, targets):\n    return [1.0, 2.0]\n"
+        "def cross_entropy_grad(logits, targets):\n    return np.zeros((logits.shape[1], logits.shape[0]))\n"
+        "def numerical_gradient(f, x, h):\n    return 1 / 0\n"
+    )
+    r = grade("02", learner)
+    assert "max abs difference" in r["softmax"].message and "index" in r["softmax"].message
+    assert "scalar" in r["cross_entropy"].message
+    assert "expected (6, 5), got (5, 6)" in r["cross_entropy_grad"].message
+    assert "ZeroDivisionError" in r["numerical_gradient"].message and "line 9" in r["numerical_gradient"].message
+    assert "no function named 'bigram_full_batch_grad'" in r["bigram_full_batch_grad"].message
+
+
+def test_syntax_error_and_endless_loop_are_survived(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def count_bigrams(ids, V):\n    return (\n")
+    r = grade("01", broken)
+    assert all(not x.passed and "does not parse" in x.message for x in r.values())
+    looping = tmp_path / "loop.py"
+    looping.write_text("def count_bigrams(ids, V):\n    while True:\n        pass\n")
+    r = grade("01", looping, timeout=5)
+    assert "did not return within 5 s" in r["count_bigrams"].message
+
+
+def test_cli_exit_code_and_json():
+    out = subprocess.run([sys.executable, "-m", "quanta_tissu.grade", "1", "--json",
+                          "--file", str(ROOT / "solutions" / CHAPTERS["01"])], capture_output=True, text=True)
+    assert out.returncode == 0 and all(r["passed"] for r in json.loads(out.stdout))
+    out = subprocess.run([sys.executable, "-m", "quanta_tissu.grade", "99"], capture_output=True, text=True)
+    assert out.returncode == 2 and "no exercises for chapter" in out.stderr
