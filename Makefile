@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Chapters run on 2 threads, like a learner's laptop and CI.
 export OMP_NUM_THREADS ?= 2
-export MPLBACKEND ?= Agg
 STAMP := $(VENV)/.installed
 BOOK_FLAGS := --all -W -n --keep-going
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider

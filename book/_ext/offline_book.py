@@ -1,0 +1,49 @@
+"""A local Sphinx extension for the course book: pages that work offline, without script errors.
+
+1. Inline scripts added by extensions after the builder starts (sphinx-thebe's
+   ``const THEBE_JS_URL``, sphinx-togglebutton's settings) are registered twice by
+   Sphinx 7.4 (once as filename None, once as ''). A repeated ``const`` is a JavaScript
+   error, so identical inline scripts are dropped after their first occurrence.
+2. The widget manager (served from vendor/, see tools/fetch_book_assets.py) loads its
+   fonts relative to its require.js module path; a require.js path mapping points that
+   module at vendor/html-manager/ so the fonts load from the book itself.
+"""
+from sphinx.application import Sphinx
+
+HTML_MANAGER = "@jupyter-widgets/html-manager/dist"
+
+
+def _filename(script) -> str:
+    return getattr(script, "filename", script) or ""
+
+
+def _is_duplicate(script, seen: set) -> bool:
+    body = getattr(script, "attributes", {}).get("body")
+    if _filename(script) or not body:
+        return False
+    if body in seen:
+        return True
+    seen.add(body)
+    return False
+
+
+def fix_page_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set = set()
+    kept = [s for s in scripts if not _is_duplicate(s, seen)]
+    for i, script in enumerate(kept):
+        if _filename(script).endswith("vendor/require.js"):
+            from sphinx.builders.html._assets import _JavaScript
+
+            target = context["pathto"]("vendor/html-manager", 1)
+            config = f'require.config({{paths: {{"{HTML_MANAGER}": "{target}"}}}});'
+            kept.insert(i + 1, _JavaScript(None, body=config))
+            break
+    scripts[:] = kept
+
+
+def setup(app: Sphinx):
+    app.connect("html-page-context", fix_page_scripts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
