@@ -48,3 +48,20 @@ def test_chapter_has_graded_exercises(path):
     exercise = ROOT / "exercises" / GRADED[number]
     assert exercise.is_file() and (ROOT / "solutions" / GRADED[number]).is_file()
     assert exercise.read_text().count("raise NotImplementedError") >= 3
+
+
+def test_papermill_parameters_scale_a_chapter(tmp_path):
+    """A learner can override the parameters cell: papermill injects them and the chapter runs."""
+    import quanta_tissu as qt
+
+    try:
+        qt.data.corpus_path("tinyshakespeare", download=False)
+    except qt.data.CorpusError as err:
+        pytest.skip(f"corpus not available: {err}")
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "01.ipynb"
+    papermill.execute_notebook(str(ROOT / "chapters" / "01_counting.ipynb"), str(out),
+                               parameters={"sample_length": 40}, cwd=str(ROOT / "chapters"), progress_bar=False)
+    nb = load(out)
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "sample_length = 40" in "".join(injected[0]["source"])

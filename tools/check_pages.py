@@ -16,13 +16,18 @@ from pathlib import Path
 
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 REMOTE_ASSET = re.compile(r"<(?:script|link)\b[^>]*(?:src|href)=\"(https?:)?//[^\"]+\"[^>]*>", re.I)
+CDN_HOST = re.compile(r"(?:https?:)?//[\w.-]*(?:unpkg\.com|jsdelivr\.net|cdnjs\.cloudflare\.com|googleapis\.com|cdn\.[\w.-]+)[^\s\"'<>]*", re.I)
 
 
 def remote_assets(html_root: Path) -> list[str]:
-    """Script and stylesheet tags that point off the book (<a> links to Binder etc. are fine)."""
+    """Script and stylesheet tags that point off the book, and any mention of a CDN host.
+
+    Plain links (<a href>) to Binder or the repository are fine: they load nothing.
+    """
     found = []
     for page in html_root.rglob("*.html"):
-        for match in REMOTE_ASSET.finditer(page.read_text(encoding="utf-8", errors="replace")):
+        html = page.read_text(encoding="utf-8", errors="replace")
+        for match in [*REMOTE_ASSET.finditer(html), *CDN_HOST.finditer(html)]:
             found.append(f"{page.relative_to(html_root)}: {match.group(0)[:160]}")
     return sorted(set(found))
 

@@ -4,7 +4,10 @@
    ``const THEBE_JS_URL``, sphinx-togglebutton's settings) are registered twice by
    Sphinx 7.4 (once as filename None, once as ''). A repeated ``const`` is a JavaScript
    error, so identical inline scripts are dropped after their first occurrence.
-2. The widget manager (served from vendor/, see tools/fetch_book_assets.py) loads its
+2. The course runs code through Binder, not Thebe; Jupyter Book 1 loads sphinx-thebe
+   anyway, whose inline config names a CDN. Its scripts are dropped, so the pages
+   hold no CDN reference at all.
+3. The widget manager (served from vendor/, see tools/fetch_book_assets.py) loads its
    fonts relative to its require.js module path; a require.js path mapping points that
    module at vendor/html-manager/ so the fonts load from the book itself.
 """
@@ -17,8 +20,16 @@ def _filename(script) -> str:
     return getattr(script, "filename", script) or ""
 
 
+def _body(script) -> str:
+    return getattr(script, "attributes", {}).get("body") or ""
+
+
+def _is_thebe(script) -> bool:
+    return "sphinx-thebe.js" in _filename(script) or "THEBE_JS_URL" in _body(script)
+
+
 def _is_duplicate(script, seen: set) -> bool:
-    body = getattr(script, "attributes", {}).get("body")
+    body = _body(script)
     if _filename(script) or not body:
         return False
     if body in seen:
@@ -32,7 +43,7 @@ def fix_page_scripts(app: Sphinx, pagename, templatename, context, doctree) -> N
     if not scripts:
         return
     seen: set = set()
-    kept = [s for s in scripts if not _is_duplicate(s, seen)]
+    kept = [s for s in scripts if not _is_thebe(s) and not _is_duplicate(s, seen)]
     for i, script in enumerate(kept):
         if _filename(script).endswith("vendor/require.js"):
             from sphinx.builders.html._assets import _JavaScript

@@ -26,11 +26,11 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def one_hot(ids: np.ndarray, vocab_size: int, dtype=np.float64) -> np.ndarray:
-    """(N,) int ids -> (N, V) matrix with a single 1 per row."""
+    """Int ids of any shape (...) -> (..., V) with a single 1 in each last-axis row."""
     ids = np.asarray(ids)
     out = np.zeros((ids.size, vocab_size), dtype=dtype)
     out[np.arange(ids.size), ids.ravel()] = 1
-    return out.reshape(*ids.shape, vocab_size)
+    return out.reshape(*ids.shape, vocab_size)  # (N*, V) -> (*ids.shape, V)
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:

@@ -70,7 +70,7 @@ class Embedding(Layer):
         dW = self.grads["W"]
         dW.fill(0.0)
         # A row used k times receives the sum of its k gradients: add.at accumulates repeats.
-        np.add.at(dW, self.ids.ravel(), dout.reshape(-1, dW.shape[1]))
+        np.add.at(dW, self.ids.ravel(), dout.reshape(-1, dW.shape[1]))  # (N, T, C) -> (N*T, C)
         return None  # ids are not differentiable
 
 
