@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
-    "bigram", "data", "grade", "numpy_nn", "plotting", "runtime", "show", "tokenizer",
+    "bigram", "bpe", "data", "grade", "numpy_nn", "plotting", "runtime", "show", "tokenizer",
 }
 # Convenience names re-exported at the top level: name -> module.
 _SHORTCUTS = {
@@ -27,6 +27,8 @@ _SHORTCUTS = {
     "show_source": "show",
     "table": "show",
     "CharTokenizer": "tokenizer",
+    "BasicBPE": "bpe",
+    "RegexBPE": "bpe",
 }
 
 __all__ = sorted(_SUBMODULES | set(_SHORTCUTS))

@@ -1,7 +1,7 @@
 """Character-level tokenization: text <-> integer ids, one id per distinct character.
 
 Introduced in chapter 01 (the bigram counts characters); chapter 04 adds byte-level
-BPE next to it.
+BPE next to it in ``quanta_tissu.bpe``.
 
 Does: build a vocabulary from a text (sorted characters, so ids are reproducible),
 encode and decode, and refuse characters it has never seen with a clear error.
