@@ -5,7 +5,8 @@ Introduced in chapter 04. Chapter 01's ``CharTokenizer`` stays for the character
 Does:
 - train on a text: the naive algorithm (recount every pair after every merge, as minbpe does)
   and the fast one (count each distinct pre-tokenized chunk once, update pair counts
-  incrementally, pick the best pair from a heap); both give identical merges;
+  incrementally, pick the best pair from a heap); both give identical merges. The fast one
+  needs the split: for ``BasicBPE`` the whole text is one chunk and it is no faster;
 - break ties between equally frequent pairs by either rule: ``"first"`` (the pair seen first
   in the text, minbpe's rule) or ``"hf"`` (the smallest pair of ids with bytes ranked in GPT-2's
   byte-to-unicode order, the rule of Hugging Face ``tokenizers``' trainer);
@@ -504,3 +505,21 @@ def _atomic_write(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
         tmp.write(text)
     os.replace(tmp.name, path)
+
+
+def course_tokenizer(vocab_size: int = 1024, progress: bool = False) -> RegexBPE:
+    """The course's Tiny Shakespeare tokenizer (GPT-4 split, Hugging Face tie rule, <|endoftext|>).
+
+    Trained on the training split only (the first 90%, as in every chapter) on first use, which is
+    deterministic and takes about a second, then cached in the user cache and loaded from there.
+    """
+    from .data import cache_dir, load_text, train_val_split
+
+    folder = cache_dir() / "tokenizers" / f"shakespeare-gpt4-{vocab_size}"
+    if (folder / FILENAME).is_file():
+        return BasicBPE.load(folder)
+    train_text, _ = train_val_split(load_text("tinyshakespeare"))
+    tok = RegexBPE("gpt4", special_tokens=["<|endoftext|>"]).train(train_text, vocab_size, tie="hf", progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(folder)
+    return tok

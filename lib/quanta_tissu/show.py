@@ -64,3 +64,45 @@ class Table:
 def table(headers, rows, floatfmt: str = ".3f") -> Table:
     """A small results table, e.g. ``table(["model", "val loss"], [["bigram", 2.48]])``."""
     return Table(headers, rows, floatfmt)
+
+
+_TOKEN_COLOURS = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f9f1", "#fce1c8", "#e0f0ff"]
+
+
+def tokens_html(pieces) -> str:
+    """HTML that shows each token piece on its own background colour (spaces and newlines visible)."""
+    import html
+
+    spans = []
+    for i, piece in enumerate(pieces):
+        shown = html.escape(piece).replace(" ", "␣").replace("\n", "↵<br>")
+        spans.append(f'<span style="background:{_TOKEN_COLOURS[i % len(_TOKEN_COLOURS)]};'
+                     f'padding:1px 0;border-right:1px solid #999" title="token {i}">{shown}</span>')
+    return '<div style="font-family:monospace;line-height:1.9;white-space:pre-wrap">' + "".join(spans) + "</div>"
+
+
+class HTML:
+    """Raw HTML that displays as HTML in Jupyter (no IPython import needed)."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def token_explorer(tokenizer, text: str):
+    """A widget: type text, see it cut into tokens, coloured, with the count and bytes per token."""
+    import ipywidgets as widgets  # optional: only the interactive explorer needs it
+
+    box = widgets.Textarea(value=text, layout=widgets.Layout(width="100%", height="80px"))
+    out = widgets.HTML()
+
+    def render(_=None):
+        ids = tokenizer.encode_ordinary(box.value)
+        ratio = len(box.value.encode("utf-8")) / max(len(ids), 1)
+        out.value = tokens_html(tokenizer.token_strings(ids)) + f"<p>{len(ids)} tokens, {ratio:.2f} bytes per token</p>"
+
+    box.observe(render, names="value")
+    render()
+    return widgets.VBox([box, out])
