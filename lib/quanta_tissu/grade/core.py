@@ -17,6 +17,7 @@ CHAPTERS = {
     "01": "ex01_counting.py",
     "02": "ex02_learning.py",
     "03": "ex03_backprop.py",
+    "04": "ex04_tokenizer.py",
 }
 
 
