@@ -1,7 +1,8 @@
 """Layers with a forward and a hand-written backward pass, in NumPy (chapters 02–03).
 
 The protocol every layer follows (chapter 05 adds attention layers to it):
-- ``params``: dict name -> array, the trainable parameters;
+- ``params``: dict name -> array, the trainable parameters (a ``Composite`` exposes its
+  sublayers' parameters under prefixed names);
 - ``grads``: dict name -> array of the same shapes, *overwritten* by each ``backward``;
 - ``forward(x)`` caches what backward needs; ``backward(dout)`` returns d(loss)/dx.
 - ``training``: True/False switches train-only behaviour (dropout).
@@ -29,6 +30,32 @@ class Layer:
         return self.forward(x)
 
 
+class Composite(Layer):
+    """A layer made of named sublayers; its params and grads are theirs, prefixed ("attn.qkv.W")."""
+
+    def __init__(self, **sublayers):
+        self.sublayers = sublayers
+        self._training = True
+
+    @property
+    def params(self):
+        return {f"{n}.{k}": v for n, layer in self.sublayers.items() for k, v in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{n}.{k}": v for n, layer in self.sublayers.items() for k, v in layer.grads.items()}
+
+    @property
+    def training(self):
+        return self._training
+
+    @training.setter
+    def training(self, mode: bool):
+        self._training = mode
+        for layer in self.sublayers.values():
+            layer.training = mode
+
+
 class Linear(Layer):
     """y = x @ W + b with W of shape (in, out): rows of x are examples."""
 
@@ -39,17 +66,19 @@ class Linear(Layer):
         if bias:
             self._add_param("b", np.zeros(n_out))
 
-    def forward(self, x: np.ndarray) -> np.ndarray:  # (N, in) -> (N, out)
+    def forward(self, x: np.ndarray) -> np.ndarray:  # (..., in) -> (..., out), e.g. (B, T, C)
         if x.shape[-1] != self.params["W"].shape[0]:
             raise ValueError(f"Linear expects inputs with {self.params['W'].shape[0]} features, got shape {x.shape}")
         self.x = x
         y = x @ self.params["W"]
         return y + self.params["b"] if "b" in self.params else y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:  # (N, out) -> (N, in)
-        self.grads["W"][...] = self.x.T @ dout  # (in, N) @ (N, out)
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # (..., out) -> (..., in)
+        x2 = self.x.reshape(-1, self.x.shape[-1])  # (B, T, in) -> (B*T, in): every position is a row
+        d2 = dout.reshape(-1, dout.shape[-1])  # (B, T, out) -> (B*T, out)
+        self.grads["W"][...] = x2.T @ d2  # (in, N) @ (N, out)
         if "b" in self.params:
-            self.grads["b"][...] = dout.sum(axis=0)  # b was broadcast over rows: its gradient sums them
+            self.grads["b"][...] = d2.sum(axis=0)  # b was broadcast over rows: its gradient sums them
         return dout @ self.params["W"].T
 
 

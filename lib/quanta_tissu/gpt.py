@@ -1,0 +1,180 @@
+"""The vanilla GPT in PyTorch (chapter 06): GPT-2's architecture at any size.
+
+Does: token + learned position embeddings, N pre-norm blocks of causal multi-head attention and a
+GELU MLP, a final LayerNorm and a language-model head (optionally tied to the token embedding);
+dropout after the embeddings, the attention weights and each residual branch; GPT-2's initialisation;
+clear errors for inconsistent configs and bad inputs.
+Does not: train, sample, cache keys and values, or load other formats: training, inference and
+interop modules import this one, never the reverse.
+Conventions (tested): ``nn.Linear`` weights are (out, in); the attention projection outputs q|k|v
+concatenated; GELU is the tanh approximation; LayerNorm eps is 1e-5.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    """Hyperparameters of a GPT. Presets: ``tiny`` (tests), ``shakespeare_char`` (CPU), ``gpt2`` (124M)."""
+
+    vocab_size: int = 65  # number of distinct token ids
+    block_size: int = 64  # context length: the most positions the model reads at once
+    n_layer: int = 4  # number of transformer blocks
+    n_head: int = 4  # attention heads per block; n_embd must be divisible by it
+    n_embd: int = 128  # d_model: width of the residual stream
+    d_ff: int | None = None  # hidden width of the MLP; None means 4 * n_embd
+    dropout: float = 0.0  # dropout probability (embeddings, attention weights, residual branches)
+    bias: bool = True  # biases in Linear and LayerNorm layers, as GPT-2
+    tie_weights: bool = True  # share the token embedding with the output head, as GPT-2
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                             f"try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.n_embd
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def tiny(cls, **overrides) -> "GPTConfig":
+        """A few thousand parameters: for tests and quick checks."""
+        return cls(**{**dict(vocab_size=32, block_size=16, n_layer=2, n_head=2, n_embd=16), **overrides})
+
+    @classmethod
+    def shakespeare_char(cls, **overrides) -> "GPTConfig":
+        """nanoGPT's documented CPU recipe on Tiny Shakespeare characters (0.8M parameters)."""
+        return cls(**{**dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0), **overrides})
+
+    @classmethod
+    def gpt2(cls, **overrides) -> "GPTConfig":
+        """GPT-2 small (124M parameters): the real one, for a GPU."""
+        return cls(**{**dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768), **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where position t attends to positions 0..t only."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q|k|v in one matmul
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.attn_drop = nn.Dropout(cfg.dropout)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
+        self.register_buffer("mask", mask, persistent=False)  # derived, so not saved in checkpoints
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, H, T, T)
+        att = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)
+        y = self.attn_drop(att) @ v  # (B, H, T, D)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
+        return self.resid_drop(self.proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: Linear(C, d_ff), GELU (tanh), Linear(d_ff, C)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.n_embd, cfg.d_ff, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_ff, cfg.n_embd, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln1(x)), then + mlp(ln2(.))."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size), and the loss if targets are given."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # token embedding
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned position embedding
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_weights:
+            self.lm_head.weight = self.wte.weight  # one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Parameters, counting a tied matrix once; optionally without the position embedding."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx: (B, T) int64 ids -> (logits (B, T, V), mean cross-entropy or None)."""
+        self._check_ids(idx, "idx")
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C) broadcasts over B
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        self._check_ids(targets, "targets", shape=idx.shape)
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))  # (B*T, V) vs (B*T,)
+        return logits, loss
+
+    def _check_ids(self, ids: torch.Tensor, name: str, shape=None) -> None:
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"{name} must be an int64 tensor of token ids, got {getattr(ids, 'dtype', type(ids))}")
+        if ids.dim() != 2:
+            raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
+        if shape is not None and ids.shape != shape:
+            raise ValueError(f"{name} must have the shape of idx {tuple(shape)}, got {tuple(ids.shape)}")
+        if ids.size(1) > self.cfg.block_size:
+            raise ValueError(f"sequence of {ids.size(1)} tokens is longer than the context (block_size "
+                             f"{self.cfg.block_size}); crop it to the last {self.cfg.block_size} tokens")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
+            raise ValueError(f"{name} holds ids outside 0..{self.cfg.vocab_size - 1} "
+                             f"(found {int(ids.min())}..{int(ids.max())}): does the tokenizer match the model?")

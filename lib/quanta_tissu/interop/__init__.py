@@ -1,0 +1,7 @@
+"""Moving weights between the course's models and other implementations.
+
+- ``numpy_gpt``: chapter 05's NumPy block into chapter 06's PyTorch ``Block`` (chapter 05).
+- ``hf_gpt2``: Hugging Face ``GPT2LMHeadModel`` <-> the course's ``GPT`` (chapter 06).
+The models never import this package; it imports them. transformers is imported only inside
+the functions that need it.
+"""
