@@ -117,3 +117,10 @@ def test_hf_config_refusals():
         hf_gpt2.config_from_hf(transformers.GPT2Config(activation_function="relu"))
     with pytest.raises(ValueError, match="bias"):
         hf_gpt2.hf_from_gpt(GPT(GPTConfig.tiny(bias=False)))
+
+
+def test_numpy_forward_of_the_whole_gpt():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(d_ff=40)).double().eval()
+    idx = torch.randint(0, 32, (2, 16))
+    assert np.allclose(numpy_gpt.numpy_forward(model, idx.numpy()), model(idx)[0].detach().numpy(), atol=1e-12)

@@ -18,6 +18,7 @@ CHAPTERS = {
     "02": "ex02_learning.py",
     "03": "ex03_backprop.py",
     "04": "ex04_tokenizer.py",
+    "05": "ex05_attention.py",
 }
 
 

@@ -40,3 +40,29 @@ def numpy_grads_as_torch_names(block: np_tr.Block) -> dict:
     """The NumPy block's gradients, renamed and transposed like the torch parameters."""
     grads = block.grads
     return {name: (grads[src].T if t else grads[src]) for name, (src, t) in BLOCK_MAP.items()}
+
+
+def numpy_block_from_torch(block: Block, n_head: int) -> np_tr.Block:
+    """The inverse copy: a NumPy block (float64) with a PyTorch block's weights."""
+    dim = block.ln1.weight.shape[0]
+    out = np_tr.Block(dim, n_head, np.random.default_rng(0))
+    out.sublayers["mlp"] = np_tr.MLP(dim, np.random.default_rng(0), hidden=block.mlp.fc.weight.shape[0])
+    params = out.params
+    for name, p in block.named_parameters():
+        src, transpose = BLOCK_MAP[name]
+        value = p.detach().double().numpy()
+        params[src][...] = value.T if transpose else value
+    return out
+
+
+def numpy_forward(model, idx: np.ndarray) -> np.ndarray:
+    """Chapter 06's GPT evaluated with chapter 05's NumPy pieces: ids (B, T) -> logits (B, T, V)."""
+    if not model.cfg.bias:
+        raise ValueError("the NumPy pieces have biases; this model was built with bias=False")
+    weights = lambda t: t.detach().double().numpy()  # noqa: E731
+    x = weights(model.wte.weight)[idx] + weights(model.wpe.weight)[: idx.shape[1]]  # (B, T, C) + (T, C)
+    for block in model.blocks:
+        x = numpy_block_from_torch(block, model.cfg.n_head).forward(x)
+    ln_f = np_tr.LayerNorm(model.cfg.n_embd)
+    ln_f.params["w"][...], ln_f.params["b"][...] = weights(model.ln_f.weight), weights(model.ln_f.bias)
+    return ln_f.forward(x) @ weights(model.lm_head.weight).T  # (B, T, C) @ (C, V)
