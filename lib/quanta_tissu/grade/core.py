@@ -19,6 +19,7 @@ CHAPTERS = {
     "03": "ex03_backprop.py",
     "04": "ex04_tokenizer.py",
     "05": "ex05_attention.py",
+    "06": "ex06_gpt.py",
 }
 
 
@@ -38,6 +39,8 @@ def assert_close(got, expected, what: str = "result", rtol: float = 1e-6, atol: 
     expected = np.asarray(expected)
     if got is None:
         raise CheckFailed(f"{what}: got None; did you forget to return it?")
+    if hasattr(got, "detach"):  # a torch tensor: compare its values on the CPU
+        got = got.detach().cpu().numpy()
     try:
         got = np.asarray(got, dtype=np.float64 if expected.dtype.kind == "f" else None)
     except (TypeError, ValueError) as exc:
