@@ -162,7 +162,7 @@ class GPT(nn.Module):
         if targets is None:
             return logits, None
         self._check_ids(targets, "targets", shape=idx.shape)
-        loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))  # (B*T, V) vs (B*T,)
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
         return logits, loss
 
     def _check_ids(self, ids: torch.Tensor, name: str, shape=None) -> None:

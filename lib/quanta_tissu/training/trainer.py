@@ -1,0 +1,186 @@
+"""The training loop (chapter 07): AdamW, warmup + cosine schedule, accumulation, clipping,
+evaluation, checkpoints with exact resume, a progress bar and a JSON-lines metrics file."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..gpt import GPT, GPTConfig
+from . import checkpoint
+from .data import TokenData
+from .optim import cosine_lr
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Presets: ``shakespeare_char`` (nanoGPT's CPU recipe), ``smoke`` (seconds)."""
+
+    max_steps: int = 2000  # optimizer steps
+    batch_size: int = 12  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size * grad_accum)
+    lr: float = 1e-3  # peak learning rate, reached after warmup
+    min_lr: float = 1e-4  # learning rate at the end of the cosine decay
+    warmup: int = 100  # steps of linear warmup
+    weight_decay: float = 0.1  # AdamW decay, applied to matrices only (not biases, gains, embeddings' norms)
+    betas: tuple = (0.9, 0.99)  # AdamW moment decay rates
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    eval_every: int = 250  # steps between evaluations (and at the last step)
+    eval_iters: int = 20  # batches averaged per evaluation, per split
+    ckpt_every: int = 0  # steps between checkpoints; 0: only at the end (when an out_dir is given)
+    seed: int = 1337  # seeds the model init, the data order and dropout
+
+    def __post_init__(self):
+        for f in ("max_steps", "batch_size", "grad_accum", "eval_iters"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"TrainConfig.{f} must be >= 1, got {getattr(self, f)}")
+        if self.warmup > self.max_steps:
+            raise ValueError(f"TrainConfig.warmup ({self.warmup}) exceeds max_steps ({self.max_steps})")
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def shakespeare_char(cls, **overrides) -> "TrainConfig":
+        return cls(**overrides)
+
+    @classmethod
+    def smoke(cls, **overrides) -> "TrainConfig":
+        return cls(**{**dict(max_steps=20, batch_size=4, warmup=2, eval_every=10, eval_iters=2), **overrides})
+
+
+@dataclass
+class History:
+    """What a run recorded: per-step training losses, and evaluations."""
+
+    steps: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    train_eval: list = field(default_factory=list)
+    val_eval: list = field(default_factory=list)
+
+
+def param_groups(model, weight_decay: float):
+    """Decay 2-D weights (matrices, embeddings); leave biases and LayerNorm gains alone."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Owns the model, optimizer, data generator and step counter of one run."""
+
+    def __init__(self, model: GPT, data: TokenData, cfg: TrainConfig, out_dir=None, device: str = "cpu",
+                 extra_config: dict | None = None):
+        if data.vocab_size > model.cfg.vocab_size:
+            raise ValueError(f"the data has vocab_size {data.vocab_size} but the model only {model.cfg.vocab_size}")
+        if data.block_size != model.cfg.block_size:
+            raise ValueError(f"data windows of {data.block_size} tokens do not match block_size {model.cfg.block_size}")
+        self.model, self.data, self.cfg, self.device = model.to(device), data, cfg, device
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.extra_config = extra_config or {}
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order; checkpointed
+        self.step = 0
+        self.history = History()
+
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self) -> float:
+        lr = cosine_lr(self.step, self.cfg.lr, self.cfg.min_lr, self.cfg.warmup, self.cfg.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        total = 0.0
+        for _ in range(self.cfg.grad_accum):
+            x, y = self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device)
+            _, loss = self.model(x, y)
+            (loss / self.cfg.grad_accum).backward()  # gradients add up over micro-batches: average them
+            total += loss.item() / self.cfg.grad_accum
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.history.steps.append(self.step)
+        self.history.loss.append(total)
+        self.history.lr.append(lr)
+        return total
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Mean loss over ``eval_iters`` batches per split, from a fixed generator (same batches every time)."""
+        self.model.eval()
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1)  # separate: evaluation never shifts the data order
+        out = {}
+        for split in ("train", "val"):
+            losses = [self.model(*self.data.get_batch(split, self.cfg.batch_size, gen, self.device))[1].item()
+                      for _ in range(self.cfg.eval_iters)]
+            out[split] = sum(losses) / len(losses)
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self, steps: int | None = None, progress: bool = True) -> History:
+        """Train until ``max_steps`` (or ``steps`` more steps), evaluating, logging and checkpointing."""
+        end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
+        bar = tqdm(total=end - self.step, desc="training", disable=not progress, mininterval=0.5)
+        tokens = self.cfg.batch_size * self.cfg.grad_accum * self.model.cfg.block_size
+        start, first = time.perf_counter(), self.step
+        while self.step < end:
+            loss = self.train_step()
+            record = {"step": self.step, "loss": loss, "lr": self.history.lr[-1],
+                      "tokens_per_s": tokens * (self.step - first) / (time.perf_counter() - start)}
+            if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps:
+                losses = self.evaluate()
+                self.history.eval_steps.append(self.step)
+                self.history.train_eval.append(losses["train"])
+                self.history.val_eval.append(losses["val"])
+                record.update(train_eval=losses["train"], val_eval=losses["val"])
+                bar.set_postfix(loss=f"{loss:.3f}", val=f"{losses['val']:.3f}")
+            self._log(record)
+            if self.out_dir and ((self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0) or self.step == end):
+                self.save()
+            bar.update(1)
+        bar.close()
+        return self.history
+
+    def _log(self, record: dict) -> None:
+        if self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self) -> Path:
+        config = {"model": self.model.cfg.to_dict(), "train": asdict(self.cfg), **self.extra_config}
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                 "history": asdict(self.history)}
+        return checkpoint.save(self.out_dir, self.step, self.model, config, state)
+
+    @classmethod
+    def resume(cls, out_dir, data: TokenData, device: str = "cpu", max_steps: int | None = None) -> "Trainer":
+        """Rebuild a run from its latest checkpoint; training then continues exactly."""
+        config = checkpoint.read_config(out_dir)
+        model_cfg = GPTConfig(**config["model"])
+        train_cfg = TrainConfig(**{**config["train"], **({"max_steps": max_steps} if max_steps else {})})
+        model = GPT(model_cfg)
+        checkpoint.load_weights(model, out_dir)
+        extra = {k: v for k, v in config.items() if k not in ("model", "train")}
+        trainer = cls(model, data, train_cfg, out_dir, device, extra)
+        state = checkpoint.load_state(out_dir)
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        trainer.step = state["step"]
+        trainer.history = History(**state["history"])
+        return trainer
+
+
+def train_config_fields() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
