@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
-    "bigram", "bpe", "data", "gpt", "grade", "interop", "numpy_nn", "plotting", "runtime", "show", "tokenizer",
+    "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "numpy_nn", "plotting", "runtime", "show",
+    "tokenizer", "training",
 }
 # Convenience names re-exported at the top level: name -> module.
 _SHORTCUTS = {

@@ -4,10 +4,14 @@ Commands (each chapter that adds one documents it):
 - ``tokenizer train --input FILE --vocab-size N --out DIR``  (chapter 04)
 - ``tokenizer encode --tokenizer DIR (--text TEXT | --input FILE)``  (chapter 04)
 - ``data path NAME``: where the corpus loader finds a corpus (chapter 01)
+- ``prepare --out DIR [--tokenizer char|bpe]``: tokenize the corpus into train.bin/val.bin (chapter 07)
+- ``train --data DIR --out DIR [--preset shakespeare-char] [--max-steps N ...] [--resume]`` (chapter 07)
+- ``generate --checkpoint DIR --prompt TEXT [--tokens N]`` (chapter 07)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -50,6 +54,94 @@ def _data_path(args) -> int:
     return 0
 
 
+def _tokenizer_for(meta: dict):
+    """The tokenizer a prepared data folder (or checkpoint) was made with."""
+    from .bpe import course_tokenizer
+    from .tokenizer import CharTokenizer
+
+    if meta["tokenizer"] == "char":
+        return CharTokenizer(meta["chars"])
+    return course_tokenizer(meta["vocab_size"])
+
+
+def _prepare(args) -> int:
+    from .data import load_text, train_val_split
+    from .training.data import prepare
+
+    text = load_text(args.corpus)
+    if args.tokenizer == "char":
+        from .tokenizer import CharTokenizer
+
+        tok = CharTokenizer.from_text(text)
+        meta_tok = {"chars": tok.chars}
+    else:
+        from .bpe import course_tokenizer
+
+        tok = course_tokenizer(args.vocab_size, progress=True)
+        meta_tok = {}
+    train_text, val_text = train_val_split(text)
+    out = prepare(tok.encode(train_text), tok.encode(val_text), args.out, tok.vocab_size, args.tokenizer)
+    meta_path = out / "meta.json"
+    meta = {**json.loads(meta_path.read_text()), **meta_tok}
+    meta_path.write_text(json.dumps(meta, indent=1))
+    print(f"{meta['train_tokens']:,} train and {meta['val_tokens']:,} validation tokens in {out}")
+    return 0
+
+
+PRESETS = {"shakespeare-char": ("shakespeare_char", "shakespeare_char"), "tiny": ("tiny", "smoke")}
+
+
+def _train(args) -> int:
+    from .gpt import GPT, GPTConfig
+    from .runtime import setup
+    from .training.data import TokenData
+    from .training.trainer import Trainer, TrainConfig
+
+    run = setup(seed=args.seed, threads=args.threads, device=args.device)
+    if args.resume:
+        from .training.checkpoint import read_config
+
+        cfg = read_config(args.out)
+        data = TokenData(args.data, cfg["model"]["block_size"])
+        trainer = Trainer.resume(args.out, data, run.device, max_steps=args.max_steps)
+    else:
+        if not (Path(args.data) / "meta.json").is_file():
+            raise FileNotFoundError(f"no prepared data in {args.data}: run "
+                                    f"`python -m quanta_tissu prepare --out {args.data}` first")
+        model_preset, train_preset = PRESETS[args.preset]
+        overrides = {k: v for k, v in vars(args).items()
+                     if k in ("max_steps", "batch_size", "lr", "warmup") and v is not None}
+        preset_warmup = getattr(TrainConfig, train_preset)().warmup
+        if "warmup" not in overrides and overrides.get("max_steps", preset_warmup) < preset_warmup:
+            overrides["warmup"] = max(1, overrides["max_steps"] // 10)  # a short run gets a short warmup
+        data_meta = json.loads((Path(args.data) / "meta.json").read_text())
+        model_cfg = getattr(GPTConfig, model_preset)(vocab_size=data_meta["vocab_size"])
+        train_cfg = getattr(TrainConfig, train_preset)(seed=args.seed, **overrides)
+        data = TokenData(args.data, model_cfg.block_size)
+        tokenizer = {k: data_meta[k] for k in ("tokenizer", "vocab_size", "chars") if k in data_meta}
+        trainer = Trainer(GPT(model_cfg), data, train_cfg, args.out, run.device, {"tokenizer": tokenizer})
+    history = trainer.fit()
+    print(f"step {trainer.step}: validation loss {history.val_eval[-1]:.4f}; checkpoint in {args.out}")
+    return 0
+
+
+def _generate(args) -> int:
+    import torch
+
+    from .gpt import GPT, GPTConfig
+    from .inference import generate
+    from .training import checkpoint
+
+    config = checkpoint.read_config(args.checkpoint)
+    model = GPT(GPTConfig(**config["model"]))
+    checkpoint.load_weights(model, args.checkpoint)
+    tok = _tokenizer_for(config["tokenizer"])
+    prompt = torch.tensor([list(tok.encode(args.prompt))], dtype=torch.long)
+    out = generate(model, prompt, args.tokens, args.temperature, torch.Generator().manual_seed(args.seed))
+    print(tok.decode(out[0].tolist()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m quanta_tissu", description="QuantaTissu course tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("name", nargs="?", default="tinyshakespeare")
     path.add_argument("--offline", action="store_true", help="never download")
     path.set_defaults(func=_data_path)
+
+    prep = commands.add_parser("prepare", help="tokenize a corpus into train.bin / val.bin")
+    prep.add_argument("--out", required=True, help="folder for the token files")
+    prep.add_argument("--corpus", default="tinyshakespeare")
+    prep.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    prep.add_argument("--vocab-size", type=int, default=1024, help="for --tokenizer bpe")
+    prep.set_defaults(func=_prepare)
+
+    train = commands.add_parser("train", help="train a GPT on prepared data (a preset plus overrides)")
+    train.add_argument("--data", required=True, help="folder made by `prepare`")
+    train.add_argument("--out", required=True, help="run folder: checkpoints and metrics.jsonl")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char")
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--warmup", type=int)
+    train.add_argument("--seed", type=int, default=1337)
+    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train.set_defaults(func=_train)
+
+    gen = commands.add_parser("generate", help="sample text from a checkpoint")
+    gen.add_argument("--checkpoint", required=True, help="run folder or step-NNNNNNNN folder")
+    gen.add_argument("--prompt", default="\n")
+    gen.add_argument("--tokens", type=int, default=300)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=1337)
+    gen.set_defaults(func=_generate)
     return parser
 
 

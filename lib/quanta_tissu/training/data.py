@@ -43,10 +43,12 @@ class TokenData:
                                     f"`python -m quanta_tissu prepare --out {self.folder}` first")
         self.meta = json.loads(meta_path.read_text())
         self.block_size = block_size
-        self.splits = {s: np.memmap(self.folder / f"{s}.bin", dtype=DTYPE, mode="r") for s in ("train", "val")}
-        for split, ids in self.splits.items():
-            if len(ids) == 0:
-                raise ValueError(f"the {split} split in {self.folder} is empty")
+        self.splits = {}
+        for split in ("train", "val"):
+            path = self.folder / f"{split}.bin"
+            if not path.is_file() or path.stat().st_size == 0:
+                raise ValueError(f"the {split} split in {self.folder} is empty or missing; prepare the data again")
+            self.splits[split] = ids = np.memmap(path, dtype=DTYPE, mode="r")
             if len(ids) <= block_size:
                 raise ValueError(f"the {split} split has {len(ids)} tokens, not more than the context "
                                  f"({block_size}); use a smaller block_size or more data")

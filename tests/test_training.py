@@ -1,0 +1,137 @@
+"""Chapter 07's pipeline: AdamW against torch, the schedule, data, atomic checkpoints, exact resume."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from quanta_tissu.gpt import GPT, GPTConfig  # noqa: E402
+from quanta_tissu.training import checkpoint, data, optim, trainer  # noqa: E402
+
+
+@pytest.fixture
+def token_dir(tmp_path, rng):
+    ids = rng.integers(0, 40, size=5000)
+    return data.prepare(ids[:4500], ids[4500:], tmp_path / "data", vocab_size=40, tokenizer="test")
+
+
+def make_trainer(token_dir, out=None, dropout=0.1, **train):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=40, dropout=dropout))
+    cfg = trainer.TrainConfig.smoke(**{"max_steps": 12, "eval_every": 4, **train})
+    return trainer.Trainer(model, data.TokenData(token_dir, 16), cfg, out)
+
+
+def test_adamw_matches_torch_step_for_step():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(5, 4)
+    b = torch.nn.Linear(5, 4)
+    b.load_state_dict(a.state_dict())
+    ours = optim.AdamW(a.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-7, weight_decay=0.1)
+    ref = torch.optim.AdamW(b.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-7, weight_decay=0.1)
+    for _ in range(6):
+        x = torch.randn(3, 5)
+        for model, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(p, q, atol=1e-7)
+
+
+def test_cosine_schedule():
+    lrs = [optim.cosine_lr(s, 1.0, 0.1, 10, 100) for s in range(120)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lrs[100] == lrs[119] == 0.1 and all(np.diff(lrs[10:101]) <= 1e-12)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(6, 6), torch.nn.Linear(6, 6)
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        (m(torch.ones(2, 6)) * 10).sum().backward()
+    n1 = optim.clip_grad_norm(list(a.parameters()), 0.5)
+    n2 = torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+    assert n1 == pytest.approx(n2.item())
+    assert all(torch.allclose(p.grad, q.grad, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_token_data_batches_and_errors(token_dir, tmp_path):
+    d = data.TokenData(token_dir, 16)
+    x, y = d.get_batch("train", 4, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64 and torch.equal(x[:, 1:], y[:, :-1])
+    with pytest.raises(ValueError, match="not more than the context"):
+        data.TokenData(token_dir, 600)
+    with pytest.raises(FileNotFoundError, match="no prepared data"):
+        data.TokenData(tmp_path / "nowhere", 16)
+    empty = data.prepare(np.arange(100), np.array([], dtype=int), tmp_path / "empty", 100, "test")
+    with pytest.raises(ValueError, match="val split .* is empty"):
+        data.TokenData(empty, 16)
+
+
+def test_resume_is_exact(token_dir, tmp_path):
+    uninterrupted = make_trainer(token_dir)
+    uninterrupted.fit(progress=False)
+    first = make_trainer(token_dir, tmp_path / "run")
+    first.fit(6, progress=False)  # saves at its last step
+    resumed = trainer.Trainer.resume(tmp_path / "run", data.TokenData(token_dir, 16))
+    assert resumed.step == 6
+    resumed.fit(progress=False)
+    assert resumed.history.loss == uninterrupted.history.loss  # bit for bit, dropout included
+    assert resumed.history.val_eval == uninterrupted.history.val_eval
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, 13))
+
+
+def test_grad_accumulation_equals_a_big_batch(token_dir):
+    big = make_trainer(token_dir, dropout=0.0, batch_size=8, grad_accum=1, max_steps=2, warmup=1)
+    small = make_trainer(token_dir, dropout=0.0, batch_size=4, grad_accum=2, max_steps=2, warmup=1)
+    big.generator.manual_seed(5)
+    small.generator.manual_seed(5)
+    big.train_step()
+    small.train_step()
+    for p, q in zip(big.model.parameters(), small.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_crash_during_save_keeps_the_previous_checkpoint(token_dir, tmp_path, monkeypatch):
+    run = make_trainer(token_dir, tmp_path / "run")
+    run.fit(4, progress=False)
+    before = checkpoint.resolve(tmp_path / "run")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="simulated"):
+        run.fit(2, progress=False)
+    assert checkpoint.resolve(tmp_path / "run") == before  # still complete, still current
+    monkeypatch.undo()
+    assert trainer.Trainer.resume(tmp_path / "run", data.TokenData(token_dir, 16)).step == 4
+
+
+def test_truncated_and_mismatched_checkpoints_get_clear_errors(token_dir, tmp_path):
+    run = make_trainer(token_dir, tmp_path / "run")
+    run.fit(2, progress=False)
+    folder = checkpoint.resolve(tmp_path / "run")
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
+        checkpoint.load_weights(GPT(GPTConfig.tiny(vocab_size=40, n_embd=32)), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated"):
+        checkpoint.load_weights(GPT(GPTConfig.tiny(vocab_size=40)), folder)
+    with pytest.raises(checkpoint.CheckpointError, match="no complete checkpoint"):
+        checkpoint.resolve(tmp_path / "nothing")
+
+
+def test_config_errors(token_dir):
+    with pytest.raises(ValueError, match="warmup"):
+        trainer.TrainConfig(max_steps=5, warmup=10)
+    with pytest.raises(ValueError, match="block_size"):
+        trainer.Trainer(GPT(GPTConfig.tiny(vocab_size=40, block_size=8)), data.TokenData(token_dir, 16),
+                        trainer.TrainConfig.smoke())
+    with pytest.raises(ValueError, match="vocab_size"):
+        trainer.Trainer(GPT(GPTConfig.tiny(vocab_size=10)), data.TokenData(token_dir, 16), trainer.TrainConfig.smoke())
