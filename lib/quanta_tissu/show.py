@@ -31,6 +31,7 @@ class Source:
 
 def show_source(obj) -> Source:
     """Return the source of ``obj`` (a lib function, class or method) for display."""
+    obj = inspect.unwrap(obj)  # show the function itself, not a decorator's wrapper (e.g. torch.no_grad)
     try:
         lines, start = inspect.getsourcelines(obj)
         path = Path(inspect.getsourcefile(obj)).resolve()

@@ -20,6 +20,7 @@ CHAPTERS = {
     "04": "ex04_tokenizer.py",
     "05": "ex05_attention.py",
     "06": "ex06_gpt.py",
+    "07": "ex07_training.py",
 }
 
 
