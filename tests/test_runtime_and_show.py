@@ -37,8 +37,17 @@ def test_show_source_shows_lib_code_only():
 
     with pytest.raises(TypeError, match="not part of quanta_tissu"):
         qt.show_source(json.dumps)
-    with pytest.raises(TypeError, match="cannot show the source"):
+    with pytest.raises(TypeError):
         qt.show_source(np.mean)
+    with pytest.raises(TypeError, match="cannot show the source"):
+        qt.show_source(len)  # a builtin has no Python source
+
+
+def test_show_source_unwraps_decorators():
+    pytest.importorskip("torch")
+    from quanta_tissu.training import optim
+
+    assert "def step" in qt.show_source(optim.AdamW.step).code
 
 
 def test_table_renders_markdown():
