@@ -135,3 +135,22 @@ def test_config_errors(token_dir):
                         trainer.TrainConfig.smoke())
     with pytest.raises(ValueError, match="vocab_size"):
         trainer.Trainer(GPT(GPTConfig.tiny(vocab_size=10)), data.TokenData(token_dir, 16), trainer.TrainConfig.smoke())
+
+
+def test_cli_prepare_train_resume_generate(tmp_path, capsys):
+    import quanta_tissu as qt
+    from quanta_tissu.__main__ import main
+
+    try:
+        qt.data.corpus_path("tinyshakespeare", download=False)
+    except qt.data.CorpusError as err:
+        pytest.skip(str(err))
+    data_dir, run_dir = str(tmp_path / "data"), str(tmp_path / "run")
+    assert main(["prepare", "--out", data_dir]) == 0
+    assert main(["train", "--data", data_dir, "--out", run_dir, "--preset", "tiny", "--max-steps", "4"]) == 0
+    assert main(["train", "--data", data_dir, "--out", run_dir, "--resume", "--max-steps", "6"]) == 0
+    assert "step 6:" in capsys.readouterr().out
+    assert main(["generate", "--checkpoint", run_dir, "--prompt", "KING:", "--tokens", "10"]) == 0
+    assert capsys.readouterr().out.startswith("KING:")
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", run_dir]) == 2
+    assert "no prepared data" in capsys.readouterr().err
