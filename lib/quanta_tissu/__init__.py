@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
-    "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "numpy_nn", "plotting", "runtime", "show",
+    "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting", "runtime", "show",
     "tokenizer", "training",
 }
 # Convenience names re-exported at the top level: name -> module.

@@ -1,9 +1,11 @@
-"""The vanilla GPT in PyTorch (chapter 06): GPT-2's architecture at any size.
+"""The GPT in PyTorch (chapter 06): GPT-2's architecture at any size, and Llama's by config (chapter 08).
 
 Does: token + learned position embeddings, N pre-norm blocks of causal multi-head attention and a
 GELU MLP, a final LayerNorm and a language-model head (optionally tied to the token embedding);
 dropout after the embeddings, the attention weights and each residual branch; GPT-2's initialisation;
 clear errors for inconsistent configs and bad inputs.
+Chapter 08 adds switches (``norm``, ``mlp``, ``position``, ``n_kv_heads``, ``bias``) whose pieces live
+in ``quanta_tissu.llama``; the defaults are GPT-2's, so chapter 06's model is unchanged.
 Does not: train, sample, cache keys and values, or load other formats: training, inference and
 interop modules import this one, never the reverse.
 Conventions (tested): ``nn.Linear`` weights are (out, in); the attention projection outputs q|k|v
@@ -32,6 +34,12 @@ class GPTConfig:
     dropout: float = 0.0  # dropout probability (embeddings, attention weights, residual branches)
     bias: bool = True  # biases in Linear and LayerNorm layers, as GPT-2
     tie_weights: bool = True  # share the token embedding with the output head, as GPT-2
+    norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (Llama; chapter 08)
+    mlp: str = "gelu"  # "gelu": Linear-GELU-Linear (GPT-2), or "swiglu": gated, three matrices (Llama)
+    position: str = "learned"  # "learned" position embedding added to tokens (GPT-2) or "rope" (Llama)
+    rope_theta: float = 10000.0  # RoPE base period: the longest wavelength is about 2 pi theta positions
+    n_kv_heads: int | None = None  # key/value heads: None means n_head (MHA), 1 is MQA, between is GQA
+    norm_eps: float = 1e-5  # epsilon inside LayerNorm / RMSNorm
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -41,8 +49,18 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
-        if self.d_ff is None:
-            self.d_ff = 4 * self.n_embd
+        choices = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "position": ("learned", "rope")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_head
+        if self.n_kv_heads < 1 or self.n_head % self.n_kv_heads:
+            raise ValueError(f"GPTConfig: n_head ({self.n_head}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
+        if self.position == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: RoPE needs an even head size, got n_embd / n_head = {self.n_embd // self.n_head}")
+        if self.d_ff is None:  # SwiGLU's three matrices at 8/3 C hold what GELU's two hold at 4 C
+            self.d_ff = 4 * self.n_embd if self.mlp == "gelu" else _swiglu_hidden(self.n_embd)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -61,8 +79,43 @@ class GPTConfig:
         """GPT-2 small (124M parameters): the real one, for a GPU."""
         return cls(**{**dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768), **overrides})
 
+    @classmethod
+    def llama(cls, **overrides) -> "GPTConfig":
+        """Every chapter-08 switch on: RMSNorm, SwiGLU, RoPE, no biases (GQA by n_kv_heads)."""
+        return cls(**{**dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False), **overrides})
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _swiglu_hidden(dim: int) -> int:
+    from .llama import swiglu_hidden
+
+    return swiglu_hidden(dim)
+
+
+def make_norm(cfg: GPTConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        from .llama import RMSNorm
+
+        return RMSNorm(cfg.n_embd, cfg.norm_eps)
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+def make_attention(cfg: GPTConfig) -> nn.Module:
+    if cfg.position == "rope" or cfg.n_kv_heads != cfg.n_head:
+        from .llama import GroupedQueryAttention
+
+        return GroupedQueryAttention(cfg)
+    return CausalSelfAttention(cfg)
+
+
+def make_mlp(cfg: GPTConfig) -> nn.Module:
+    if cfg.mlp == "swiglu":
+        from .llama import SwiGLU
+
+        return SwiGLU(cfg.n_embd, cfg.d_ff, cfg.bias, cfg.dropout)
+    return MLP(cfg)
 
 
 class CausalSelfAttention(nn.Module):
@@ -107,10 +160,10 @@ class Block(nn.Module):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = MLP(cfg)
+        self.ln1 = make_norm(cfg)  # LayerNorm, or RMSNorm (chapter 08)
+        self.attn = make_attention(cfg)  # CausalSelfAttention, or GroupedQueryAttention with RoPE
+        self.ln2 = make_norm(cfg)
+        self.mlp = make_mlp(cfg)  # GELU MLP, or SwiGLU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -126,10 +179,11 @@ class GPT(nn.Module):
             raise TypeError(f"GPT expects a GPTConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # token embedding
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned position embedding
+        if cfg.position == "learned":  # with RoPE, positions enter inside attention instead
+            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight  # one matrix reads and writes tokens
@@ -148,14 +202,16 @@ class GPT(nn.Module):
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameters, counting a tied matrix once; optionally without the position embedding."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and hasattr(self, "wpe") else n
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """idx: (B, T) int64 ids -> (logits (B, T, V), mean cross-entropy or None)."""
         self._check_ids(idx, "idx")
         B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C) broadcasts over B
+        x = self.wte(idx)  # (B, T, C)
+        if self.cfg.position == "learned":
+            x = x + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C) broadcasts over B
+        x = self.drop(x)
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)

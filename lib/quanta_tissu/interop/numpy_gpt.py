@@ -57,8 +57,10 @@ def numpy_block_from_torch(block: Block, n_head: int) -> np_tr.Block:
 
 def numpy_forward(model, idx: np.ndarray) -> np.ndarray:
     """Chapter 06's GPT evaluated with chapter 05's NumPy pieces: ids (B, T) -> logits (B, T, V)."""
-    if not model.cfg.bias:
-        raise ValueError("the NumPy pieces have biases; this model was built with bias=False")
+    cfg = model.cfg
+    if (cfg.bias, cfg.norm, cfg.mlp, cfg.position, cfg.n_kv_heads) != (True, "layernorm", "gelu", "learned", cfg.n_head):
+        raise ValueError("numpy_forward covers chapter 06's GPT (biases, LayerNorm, GELU, learned positions, "
+                         "multi-head attention); this config switches on chapter 08's pieces")
     weights = lambda t: t.detach().double().numpy()  # noqa: E731
     x = weights(model.wte.weight)[idx] + weights(model.wpe.weight)[: idx.shape[1]]  # (B, T, C) + (T, C)
     for block in model.blocks:
