@@ -65,3 +65,41 @@ def test_papermill_parameters_scale_a_chapter(tmp_path):
     nb = load(out)
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "sample_length = 40" in "".join(injected[0]["source"])
+
+
+def _displayed_sources(nb):
+    """(qualified name, code) for every ``qt.show_source`` output stored in a notebook."""
+    import re
+
+    title = re.compile(r"^\*\*qt\.(?P<name>[\w.]+) — lib/")
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            md = "".join(out.get("data", {}).get("text/markdown", ""))
+            match = title.match(md)
+            if match:
+                code = md.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
+                yield match.group("name"), code
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_displayed_lib_source_is_current(path):
+    """A chapter shows lib code through qt.show_source; if the lib changed since the chapter was executed,
+    the stored output is stale: re-execute the chapter (nbval would fail on it too, but only after minutes)."""
+    import importlib
+
+    import quanta_tissu as qt
+
+    stale = []
+    for name, code in _displayed_sources(load(path)):
+        parts = name.split(".")
+        for split in range(len(parts), 0, -1):  # the longest importable module prefix, then attributes
+            try:
+                obj = importlib.import_module("quanta_tissu." + ".".join(parts[:split]))
+                break
+            except ModuleNotFoundError:
+                continue
+        for part in parts[split:]:
+            obj = getattr(obj, part)
+        if qt.show_source(obj).code != code:
+            stale.append(name)
+    assert not stale, f"{path.name} shows outdated source of {stale}: re-execute the chapter"
