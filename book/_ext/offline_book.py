@@ -7,10 +7,13 @@
 2. The course runs code through Binder, not Thebe; Jupyter Book 1 loads sphinx-thebe
    anyway, whose inline config names a CDN. Its scripts are dropped, so the pages
    hold no CDN reference at all.
-3. The widget manager (served from vendor/, see tools/fetch_book_assets.py) loads its
-   fonts relative to its require.js module path; a require.js path mapping points that
-   module at vendor/html-manager/ so the fonts load from the book itself.
+3. The widget manager's modules (served from vendor/, see tools/fetch_book_assets.py) load
+   their fonts relative to their require.js module paths ("@jupyter-widgets/controls",
+   "@jupyter-widgets/html-manager/dist/..."); require.js path mappings point both prefixes
+   at vendor/html-manager/, so the fonts load from the book itself.
 """
+import json
+
 from sphinx.application import Sphinx
 
 HTML_MANAGER = "@jupyter-widgets/html-manager/dist"
@@ -49,7 +52,8 @@ def fix_page_scripts(app: Sphinx, pagename, templatename, context, doctree) -> N
             from sphinx.builders.html._assets import _JavaScript
 
             target = context["pathto"]("vendor/html-manager", 1)
-            config = f'require.config({{paths: {{"{HTML_MANAGER}": "{target}"}}}});'
+            paths = {HTML_MANAGER: target, "@jupyter-widgets": target}  # the longest prefix wins
+            config = "require.config({paths: %s});" % json.dumps(paths)
             kept.insert(i + 1, _JavaScript(None, body=config))
             break
     scripts[:] = kept
