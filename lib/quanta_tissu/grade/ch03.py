@@ -3,7 +3,7 @@ import numpy as np
 
 from ..numpy_nn import layers
 from ..numpy_nn.optim import Adam
-from .core import CheckFailed, assert_close
+from .core import assert_close, expect_tuple
 
 
 def check_linear_backward(fn) -> str:
@@ -14,8 +14,7 @@ def check_linear_backward(fn) -> str:
     layer.forward(x)
     dx = layer.backward(dout)
     got = fn(x.copy(), layer.params["W"].copy(), dout.copy())
-    if not isinstance(got, tuple) or len(got) != 3:
-        raise CheckFailed("expected a tuple (dx, dW, db)")
+    expect_tuple(got, "dx, dW, db")
     assert_close(got[0], dx, "dx")
     assert_close(got[1], layer.grads["W"], "dW")
     assert_close(got[2], layer.grads["b"], "db")
@@ -51,9 +50,7 @@ def check_adam_step(fn) -> str:
         opt.pairs[0][1][...] = g
         opt.step()
         out = fn(p.copy(), g, m.copy(), v.copy(), t, 0.1, 0.9, 0.999, 1e-8)
-        if not isinstance(out, tuple) or len(out) != 3:
-            raise CheckFailed("expected a tuple (new_p, new_m, new_v)")
-        p, m, v = out
+        p, m, v = expect_tuple(out, "new_p, new_m, new_v")
         assert_close(m, opt.m[0], f"m after step {t}")
         assert_close(v, opt.v[0], f"v after step {t}")
         assert_close(p, ref, f"parameters after step {t}")

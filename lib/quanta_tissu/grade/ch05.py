@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..numpy_nn import transformer as tr
-from .core import CheckFailed, assert_close
+from .core import CheckFailed, assert_close, expect_tuple
 
 
 def check_softmax_backward(fn) -> str:
@@ -49,8 +49,7 @@ def check_layernorm_backward(fn) -> str:
     dout = rng.standard_normal((2, 4, 6))
     dx = layer.backward(dout)
     got = fn(x.copy(), layer.params["w"].copy(), dout.copy(), 1e-5)
-    if not isinstance(got, tuple) or len(got) != 3:
-        raise CheckFailed("expected a tuple (dx, dw, db)")
+    expect_tuple(got, "dx, dw, db")
     assert_close(got[0], dx, "dx")
     assert_close(got[1], layer.grads["w"], "dw")
     assert_close(got[2], layer.grads["b"], "db")

@@ -3,16 +3,14 @@ import numpy as np
 import torch
 
 from ..training import optim
-from .core import CheckFailed, assert_close
+from .core import CheckFailed, assert_close, expect_tuple
 
 
 def check_get_batch(fn) -> str:
     ids = np.arange(100, 160)
     starts = np.array([0, 7, 43])
     got = fn(ids, 5, starts)
-    if not isinstance(got, tuple) or len(got) != 2:
-        raise CheckFailed("expected a tuple (x, y)")
-    x, y = got
+    x, y = expect_tuple(got, "x, y")
     if not isinstance(x, torch.Tensor) or x.dtype != torch.int64:
         raise CheckFailed(f"x must be an int64 torch tensor, got {getattr(x, 'dtype', type(x).__name__)}")
     assert_close(x, np.stack([ids[s:s + 5] for s in starts]), "x")
@@ -38,8 +36,7 @@ def check_clip_grad_norm(fn) -> str:
         r.grad = g.clone()
     norm = torch.nn.utils.clip_grad_norm_(ref, 1.0)
     got = fn([g.clone() for g in grads], 1.0)
-    if not isinstance(got, tuple) or len(got) != 2:
-        raise CheckFailed("expected a tuple (clipped grads, norm)")
+    expect_tuple(got, "clipped grads, norm")
     if not np.isclose(float(got[1]), norm.item(), rtol=1e-5):
         raise CheckFailed(f"norm before clipping: expected {norm.item():.6g}, got {float(got[1]):.6g}")
     for i, (g, r) in enumerate(zip(got[0], ref)):
@@ -59,9 +56,7 @@ def check_adamw_step(fn) -> str:
         param.grad = g.clone()
         opt.step()
         out = fn(p.clone(), g.clone(), m.clone(), v.clone(), t, 0.01, (0.9, 0.95), 1e-8, 0.1)
-        if not isinstance(out, tuple) or len(out) != 3:
-            raise CheckFailed("expected a tuple (new_p, new_m, new_v)")
-        p, m, v = out
+        p, m, v = expect_tuple(out, "new_p, new_m, new_v")
         assert_close(p, param.detach().numpy(), f"parameters after step {t} (vs torch.optim.AdamW)", rtol=1e-10)
     return "three steps match torch.optim.AdamW"
 

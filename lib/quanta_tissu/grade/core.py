@@ -65,6 +65,13 @@ def assert_close(got, expected, what: str = "result", rtol: float = 1e-6, atol: 
     return f"max abs difference {diff.max() if diff.size else 0.0:.1e}"
 
 
+def expect_tuple(got, names: str):
+    """Fail unless ``got`` is a tuple with one item per comma-separated name in ``names``."""
+    if not isinstance(got, tuple) or len(got) != len(names.split(",")):
+        raise CheckFailed(f"expected a tuple ({names})")
+    return got
+
+
 def assert_ids_equal(got, expected, what: str = "ids") -> str:
     """Fail unless two integer sequences are equal; name the first mismatch."""
     expected = list(np.asarray(expected).tolist())
