@@ -80,11 +80,9 @@ def _prepare(args) -> int:
         tok = course_tokenizer(args.vocab_size, progress=True)
         meta_tok = {}
     train_text, val_text = train_val_split(text)
-    out = prepare(tok.encode(train_text), tok.encode(val_text), args.out, tok.vocab_size, args.tokenizer)
-    meta_path = out / "meta.json"
-    meta = {**json.loads(meta_path.read_text()), **meta_tok}
-    meta_path.write_text(json.dumps(meta, indent=1))
-    print(f"{meta['train_tokens']:,} train and {meta['val_tokens']:,} validation tokens in {out}")
+    train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
+    out = prepare(train_ids, val_ids, args.out, tok.vocab_size, args.tokenizer, meta_tok)
+    print(f"{len(train_ids):,} train and {len(val_ids):,} validation tokens in {out}")
     return 0
 
 

@@ -60,7 +60,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def hf_byte_ranks() -> list[int]:
     """rank[b]: the id Hugging Face's trainer gives byte b (its alphabet sorted by character)."""
-    order = sorted(range(256), key=lambda b: bytes_to_unicode()[b])
+    chars = bytes_to_unicode()
+    order = sorted(range(256), key=chars.__getitem__)
     ranks = [0] * 256
     for rank, b in enumerate(order):
         ranks[b] = rank
@@ -349,9 +350,9 @@ class BasicBPE:
         specials = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
         parts = []
         for i in ids:
-            if not isinstance(i, (int,)) and not hasattr(i, "__index__"):
+            if not hasattr(i, "__index__"):  # ints, NumPy and torch integers
                 raise TokenizerError(f"token ids must be integers, got {i!r}")
-            i = int(i)
+            i = i.__index__()
             part = self.vocab.get(i, specials.get(i))
             if part is None:
                 raise TokenizerError(f"token id {i} is outside the vocabulary (0..{self.vocab_size - 1})")

@@ -15,8 +15,9 @@ import torch
 DTYPE = np.dtype("<u2")
 
 
-def prepare(ids_train: np.ndarray, ids_val: np.ndarray, out_dir, vocab_size: int, tokenizer: str) -> Path:
-    """Write train.bin, val.bin and meta.json into ``out_dir``; return the folder."""
+def prepare(ids_train: np.ndarray, ids_val: np.ndarray, out_dir, vocab_size: int, tokenizer: str,
+            extra_meta: dict | None = None) -> Path:
+    """Write train.bin, val.bin and meta.json (plus ``extra_meta``, e.g. a tokenizer's characters)."""
     if vocab_size > 2**16:
         raise ValueError(f"vocab_size {vocab_size} does not fit uint16 token files (max 65,536)")
     out = Path(out_dir)
@@ -27,7 +28,7 @@ def prepare(ids_train: np.ndarray, ids_val: np.ndarray, out_dir, vocab_size: int
             raise ValueError(f"{name} ids must lie in 0..{vocab_size - 1}")
         ids.astype(DTYPE).tofile(out / f"{name}.bin")
     meta = {"vocab_size": vocab_size, "tokenizer": tokenizer, "train_tokens": int(len(ids_train)),
-            "val_tokens": int(len(ids_val)), "dtype": "uint16"}
+            "val_tokens": int(len(ids_val)), "dtype": "uint16", **(extra_meta or {})}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return out
 

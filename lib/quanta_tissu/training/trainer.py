@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -180,7 +180,3 @@ class Trainer:
         trainer.step = state["step"]
         trainer.history = History(**state["history"])
         return trainer
-
-
-def train_config_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
