@@ -77,8 +77,7 @@ def _displayed_sources(nb):
             md = "".join(out.get("data", {}).get("text/markdown", ""))
             match = title.match(md)
             if match:
-                code = md.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
-                yield match.group("name"), code
+                yield match.group("name"), md
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -100,6 +99,6 @@ def test_displayed_lib_source_is_current(path):
                 continue
         for part in parts[split:]:
             obj = getattr(obj, part)
-        if qt.show_source(obj).code != code:
+        if qt.show_source(obj)._repr_markdown_() != code:  # the code and its file and line numbers
             stale.append(name)
     assert not stale, f"{path.name} shows outdated source of {stale}: re-execute the chapter"
