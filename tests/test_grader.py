@@ -63,3 +63,29 @@ def test_cli_exit_code_and_json():
     assert out.returncode == 0 and all(r["passed"] for r in json.loads(out.stdout))
     out = subprocess.run([sys.executable, "-m", "quanta_tissu.grade", "99"], capture_output=True, text=True)
     assert out.returncode == 2 and "no exercises for chapter" in out.stderr
+
+
+def test_llama_mistakes_are_named(tmp_path):
+    """Chapter 08/09's classic mistakes get a message that names the mistake, not only a difference."""
+    wrong08 = tmp_path / "ex08.py"
+    wrong08.write_text(
+        "import torch\nimport torch.nn.functional as F\n"
+        "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
+        "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
+        "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
+        "    return apply_rope_interleaved(x, theta)\n"
+        "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n")
+    r = grade("08", wrong08)
+    assert "LayerNorm" in r["rms_norm"].message
+    assert "swapped" in r["swiglu"].message
+    assert "interleaved" in r["apply_rope"].message
+    assert "tiled" in r["repeat_kv"].message
+    wrong09 = tmp_path / "ex09.py"
+    wrong09.write_text(
+        "def split_qkv(w, n_head, n_kv_heads):\n    return tuple(w.chunk(3))\n"
+        "def hf_to_course(state, n_layer):\n    return dict(state)\n"
+        "def interleaved_to_rotate_half(w, n_heads):\n    return w.view(-1, 2, w.shape[1]).transpose(0, 1).reshape(w.shape)\n")
+    r = grade("09", wrong09)
+    assert "same shape" in r["split_qkv"].message
+    assert "missing ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight'" in r["hf_to_course"].message
+    assert "as one head" in r["interleaved_to_rotate_half"].message

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
     "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting", "runtime", "show",
-    "tokenizer", "training",
+    "tokenizer", "training", "zoo",
 }
 # Convenience names re-exported at the top level: name -> module.
 _SHORTCUTS = {
@@ -30,6 +30,9 @@ _SHORTCUTS = {
     "CharTokenizer": "tokenizer",
     "BasicBPE": "bpe",
     "RegexBPE": "bpe",
+    "pretrained": "zoo",
+    "load_hf": "interop.hf_llama",
+    "save_hf": "interop.hf_llama",
 }
 
 __all__ = sorted(_SUBMODULES | set(_SHORTCUTS))

@@ -86,7 +86,8 @@ def _prepare(args) -> int:
     return 0
 
 
-PRESETS = {"shakespeare-char": ("shakespeare_char", "shakespeare_char"), "tiny": ("tiny", "smoke")}
+PRESETS = {"shakespeare-char": ("shakespeare_char", "shakespeare_char"), "tiny": ("tiny", "smoke"),
+           "shakespeare-llama": ("shakespeare_llama", "shakespeare_llama")}
 
 
 def _train(args) -> int:
@@ -126,13 +127,10 @@ def _train(args) -> int:
 def _generate(args) -> int:
     import torch
 
-    from .gpt import GPT, GPTConfig
     from .inference import generate
     from .training import checkpoint
 
-    config = checkpoint.read_config(args.checkpoint)
-    model = GPT(GPTConfig(**config["model"]))
-    checkpoint.load_weights(model, args.checkpoint)
+    model, config = checkpoint.load_model(args.checkpoint)
     tok = _tokenizer_for(config["tokenizer"])
     prompt = torch.tensor([list(tok.encode(args.prompt))], dtype=torch.long)
     out = generate(model, prompt, args.tokens, args.temperature, torch.Generator().manual_seed(args.seed))

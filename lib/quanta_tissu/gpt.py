@@ -84,6 +84,16 @@ class GPTConfig:
         """Every chapter-08 switch on: RMSNorm, SwiGLU, RoPE, no biases (GQA by n_kv_heads)."""
         return cls(**{**dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False), **overrides})
 
+    @classmethod
+    def shakespeare_llama(cls, **overrides) -> "GPTConfig":
+        """The course's Llama at nanoGPT's CPU size (4 layers, 4 heads, 128 wide, context 64)."""
+        return cls.shakespeare_char(**{**dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False), **overrides})
+
+    @classmethod
+    def shakespeare_llama_10min(cls, **overrides) -> "GPTConfig":
+        """A larger Llama for a 10-minute CPU run (chapter 08's best-in-10-minutes figure)."""
+        return cls.shakespeare_llama(**{**dict(n_layer=6, n_head=6, n_embd=192, block_size=128), **overrides})
+
     def to_dict(self) -> dict:
         return asdict(self)
 

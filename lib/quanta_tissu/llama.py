@@ -30,7 +30,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()  # the mean of squares in low precision loses too much: compute it in float32
+        x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # float16/bfloat16 lose too much: use float32
         normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return self.weight * normed.to(x.dtype)
 

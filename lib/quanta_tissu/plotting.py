@@ -26,3 +26,26 @@ def plot_history(ax, history, label: str, color=None, window: int = 50) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.grid(alpha=0.3)
+
+
+def plot_ablation(axes, results: dict, title: str = "") -> None:
+    """Chapter 08: validation curves of every configuration (left), final losses as bars (right)."""
+    curves, bars = axes
+    names = list(results)
+    for name in names:
+        row = results[name]
+        curves.plot(row["eval_steps"], row["val_curve"], marker=".", label=name)
+    curves.set_xlabel("step")
+    curves.set_ylabel("validation loss (nats per token)")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8)
+    finals = [results[n]["final_val"] for n in names]
+    bars.barh(range(len(names)), finals, color=[f"C{i}" for i in range(len(names))])
+    bars.set_yticks(range(len(names)), names, fontsize=8)
+    bars.invert_yaxis()
+    bars.set_xlim(min(finals) - 0.05, max(finals) + 0.03)
+    bars.set_xlabel("final validation loss")
+    for i, v in enumerate(finals):
+        bars.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+    if title:
+        curves.set_title(title)

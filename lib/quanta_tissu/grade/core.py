@@ -21,6 +21,8 @@ CHAPTERS = {
     "05": "ex05_attention.py",
     "06": "ex06_gpt.py",
     "07": "ex07_training.py",
+    "08": "ex08_llama.py",
+    "09": "ex09_parity.py",
 }
 
 

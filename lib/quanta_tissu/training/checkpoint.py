@@ -85,6 +85,16 @@ def load_weights(model, path) -> None:
                               f"unexpected {sorted(unexpected)}")
 
 
+def load_model(path):
+    """(model, config) from a checkpoint: the GPT its config describes, with its weights, in eval mode."""
+    from ..gpt import GPT, GPTConfig
+
+    config = read_config(path)
+    model = GPT(GPTConfig(**config["model"]))
+    load_weights(model, path)
+    return model.eval(), config
+
+
 def load_state(path) -> dict:
     path = resolve(path)
     try:

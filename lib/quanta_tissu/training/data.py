@@ -68,3 +68,18 @@ class TokenData:
         if device != "cpu":
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
         return x, y
+
+
+def prepare_char_corpus(out_dir, name: str = "tinyshakespeare"):
+    """Tokenize a corpus by characters into ``out_dir`` (skipped when already there): (folder, tokenizer)."""
+    from ..data import load_text, train_val_split
+    from ..tokenizer import CharTokenizer
+
+    text = load_text(name)
+    tok = CharTokenizer.from_text(text)
+    out = Path(out_dir)
+    meta = out / "meta.json"
+    if not (meta.is_file() and json.loads(meta.read_text()).get("chars") == tok.chars):
+        train_text, val_text = train_val_split(text)
+        prepare(tok.encode(train_text), tok.encode(val_text), out, tok.vocab_size, "char", {"chars": tok.chars})
+    return out, tok

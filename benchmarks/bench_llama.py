@@ -1,0 +1,154 @@
+"""Chapter 08's measurements: the Llama-fication ablation, quality per CPU-minute, and the 10-minute best.
+
+Parts (run one, or ``all``):
+- ``ablation``: the seven configurations of ``qt.training.ablation`` at nanoGPT's CPU size (4 layers,
+  4 heads, 128 wide, context 64), each trained with the same recipe and steps; prints the table and
+  writes ``benchmarks/results/ablation.json``, which chapter 08 plots.
+- ``versus``: in one process, the vanilla GPT with nanoGPT's CPU recipe (2,000 steps), then the
+  course's Llama preset (``GPTConfig.shakespeare_llama`` + ``TrainConfig.shakespeare_llama``) for the
+  same wall-clock time; prints both validation losses and checks the Llama one is >= 0.25 nats lower.
+- ``best``: the course's best validation loss in 10 minutes of training on 2 cores
+  (``GPTConfig.shakespeare_llama_10min``); nanoGPT's GPU figure for this dataset is 1.47.
+- ``probe``: one Llama run for ``--seconds`` with ``--model k=v`` / ``--train k=v`` overrides (tuning).
+Validation losses are averaged over the same 200 batches of 32 windows for every model.
+Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,all} [--threads 2] [--steps N]
+"""
+import argparse
+import ast
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import quanta_tissu as qt
+from quanta_tissu.gpt import GPT, GPTConfig
+from quanta_tissu.training import ablation
+from quanta_tissu.training.data import TokenData, prepare_char_corpus
+from quanta_tissu.training.trainer import Trainer, TrainConfig
+
+RESULTS = Path(__file__).parent / "results"
+MARGIN = 0.25  # nats the Llama preset must gain over the vanilla recipe at equal wall time
+NANOGPT_GPU_BEST = 1.47  # nanoGPT's README, the larger character model on a GPU
+
+
+def val_loss(model, data, batches: int = 200, batch_size: int = 32, seed: int = 2024) -> float:
+    """Mean validation loss over fixed batches: the same windows for every model of a block size."""
+    gen = torch.Generator().manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        losses = [model(*data.get_batch("val", batch_size, gen))[1].item() for _ in range(batches)]
+    return sum(losses) / len(losses)
+
+
+def train_for(model_cfg, train_cfg, data, seconds: float, label: str) -> dict:
+    """Train for ``seconds`` of wall time: the cosine schedule's length is re-estimated every step from
+    the pace so far, so the learning rate reaches its minimum as the time runs out."""
+    torch.manual_seed(train_cfg.seed)
+    model = GPT(model_cfg)
+    trainer = Trainer(model, data, TrainConfig(**{**train_cfg.__dict__, "max_steps": 10**6}))
+    bar = tqdm(total=round(seconds), desc=f"{label} (seconds)", mininterval=1.0)
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        if trainer.step >= 20:  # steps that fit in the budget, at the pace so far
+            trainer.cfg.max_steps = max(trainer.step + 1, int(trainer.step * seconds / elapsed))
+        trainer.train_step()
+        bar.update(min(round(seconds), int(time.perf_counter() - start)) - bar.n)
+    bar.close()
+    return _row(label, model, trainer.cfg, data, trainer.step, time.perf_counter() - start)
+
+
+def train_steps(model_cfg, train_cfg, data, label: str) -> dict:
+    torch.manual_seed(train_cfg.seed)
+    model = GPT(model_cfg)
+    trainer = Trainer(model, data, train_cfg)
+    start = time.perf_counter()
+    trainer.fit()
+    return _row(label, model, train_cfg, data, train_cfg.max_steps, time.perf_counter() - start)
+
+
+def _row(label, model, train_cfg, data, steps, wall) -> dict:
+    tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * model.cfg.block_size
+    row = {"label": label, "params": model.num_parameters(), "steps": steps, "wall_s": wall,
+           "tokens_per_s": tokens / wall, "val": val_loss(model, data)}
+    print(f"{label}: {row['params'] / 1e6:.2f}M parameters, {steps} steps in {wall:.0f} s, "
+          f"{row['tokens_per_s']:,.0f} tokens/s, validation loss {row['val']:.4f}", flush=True)
+    return row
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d")}
+
+
+def part_ablation(data_dir, args) -> bool:
+    base = GPTConfig.shakespeare_char()
+    cfg = TrainConfig.shakespeare_char(max_steps=args.steps or 1000, eval_every=100)
+    data = TokenData(data_dir, base.block_size)
+    results = ablation.run_ablation(base, cfg, data)
+    print(f"\n{'configuration':36s} {'params':>8s} {'tokens/s':>9s} {'val loss':>9s}")
+    for name, row in results.items():
+        print(f"{name:36s} {row['params']:8,d} {row['tokens_per_s']:9,.0f} {row['final_val']:9.4f}")
+    path = ablation.save_results(RESULTS / "ablation.json", results, recipe=cfg.__dict__, machine=machine())
+    print(f"wrote {path}")
+    return True
+
+
+def part_versus(data_dir, args) -> bool:
+    vanilla_cfg = GPTConfig.shakespeare_char()
+    vanilla = train_steps(vanilla_cfg, TrainConfig.shakespeare_char(eval_every=10**9),
+                          TokenData(data_dir, vanilla_cfg.block_size), "vanilla GPT, nanoGPT's CPU recipe")
+    llama_cfg = GPTConfig.shakespeare_llama()
+    llama = train_for(llama_cfg, TrainConfig.shakespeare_llama(eval_every=10**9), TokenData(data_dir, llama_cfg.block_size),
+                      vanilla["wall_s"], "Llama preset, same wall time")
+    gain = vanilla["val"] - llama["val"]
+    ok = gain >= MARGIN and llama["wall_s"] <= vanilla["wall_s"] * 1.05
+    print(f"{'PASS' if ok else 'FAIL'}: the Llama preset is {gain:.3f} nats lower at "
+          f"{llama['wall_s'] / vanilla['wall_s']:.2f}x the wall time (needs >= {MARGIN} at <= 1.05x)")
+    (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": machine()}, indent=1))
+    return ok
+
+
+def part_best(data_dir, args) -> bool:
+    cfg = GPTConfig.shakespeare_llama_10min()
+    row = train_for(cfg, TrainConfig.shakespeare_llama_10min(eval_every=10**9), TokenData(data_dir, cfg.block_size),
+                    args.minutes * 60, f"best in {args.minutes} minutes")
+    print(f"the course's best validation loss in {args.minutes} CPU minutes: {row['val']:.4f} "
+          f"(nanoGPT's GPU figure: {NANOGPT_GPU_BEST}; gap {row['val'] - NANOGPT_GPU_BEST:+.3f} nats)")
+    (RESULTS / "best.json").write_text(json.dumps({**row, "model": cfg.to_dict(), "machine": machine()}, indent=1))
+    return True
+
+
+def part_probe(data_dir, args) -> bool:
+    def parse(pairs):
+        return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+    cfg = GPTConfig.shakespeare_llama(**parse(args.model))
+    train_for(cfg, TrainConfig.shakespeare_llama(eval_every=10**9, **parse(args.train)), TokenData(data_dir, cfg.block_size),
+              args.seconds, f"probe {args.model} {args.train}")
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "all"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=0, help="ablation: steps per configuration (default 1000)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
+    parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
+    parser.add_argument("--model", nargs="*", default=[], help="probe: GPTConfig overrides k=v")
+    parser.add_argument("--train", nargs="*", default=[], help="probe: TrainConfig overrides k=v")
+    args = parser.parse_args()
+    qt.setup(seed=1337, threads=args.threads)
+    RESULTS.mkdir(exist_ok=True)
+    data_dir, _ = prepare_char_corpus(Path(tempfile.mkdtemp()) / "shakespeare_char")
+    parts = ["ablation", "versus", "best"] if args.part == "all" else [args.part]
+    ok = [globals()[f"part_{p}"](data_dir, args) for p in parts]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
