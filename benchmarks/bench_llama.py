@@ -9,7 +9,8 @@ Parts (run one, or ``all``):
   same wall-clock time; prints both validation losses and checks the Llama one is >= 0.25 nats lower.
 - ``best``: the course's best validation loss in 10 minutes of training on 2 cores
   (``GPTConfig.shakespeare_llama_10min``); nanoGPT's GPU figure for this dataset is 1.47.
-- ``probe``: one Llama run for ``--seconds`` with ``--model k=v`` / ``--train k=v`` overrides (tuning).
+- ``probe``: one run of the Llama preset for ``--seconds`` (or ``--steps``) with ``--model k=v`` /
+  ``--train k=v`` overrides; appends its row to ``benchmarks/results/probes.jsonl`` (the tuning log).
 Validation losses are averaged over the same 200 batches of 32 windows for every model.
 Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,all} [--threads 2] [--steps N]
 """
@@ -127,8 +128,17 @@ def part_probe(data_dir, args) -> bool:
         return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
 
     cfg = GPTConfig.shakespeare_llama(**parse(args.model))
-    train_for(cfg, TrainConfig.shakespeare_llama(eval_every=10**9, **parse(args.train)), TokenData(data_dir, cfg.block_size),
-              args.seconds, f"probe {args.model} {args.train}")
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, **parse(args.train))
+    label = f"probe {args.model} {args.train}"
+    if args.steps:  # a fixed step count: comparable even when the machine is shared
+        row = train_steps(cfg, TrainConfig(**{**train_cfg.__dict__, "max_steps": args.steps}),
+                          TokenData(data_dir, cfg.block_size), label)
+    else:
+        row = train_for(cfg, train_cfg, TokenData(data_dir, cfg.block_size), args.seconds, label)
+    row.update(model=cfg.to_dict(), train={**train_cfg.__dict__, "max_steps": row["steps"]},
+               budget_s=None if args.steps else args.seconds)
+    with open(RESULTS / "probes.jsonl", "a") as f:  # the tuning log that chapter 08 shows
+        f.write(json.dumps(row) + "\n")
     return True
 
 
@@ -136,7 +146,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "all"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=0, help="ablation: steps per configuration (default 1000)")
+    parser.add_argument("--steps", type=int, default=0, help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
     parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
     parser.add_argument("--model", nargs="*", default=[], help="probe: GPTConfig overrides k=v")

@@ -65,6 +65,25 @@ def test_interleaved_and_rotate_half_agree_after_permutation():
     assert not torch.allclose(scores_interleaved, llama.apply_rope(heads(wq), cos, sin) @ llama.apply_rope(heads(wk), cos, sin).transpose(-1, -2), atol=1e-3)
 
 
+@pytest.mark.parametrize("kv", [6, 2, 1])  # MHA, GQA, MQA
+def test_gqa_attention_matches_llama_attention(kv):
+    torch.manual_seed(0)
+    cfg = tiny_hf_config(num_key_value_heads=kv, rope_parameters={"rope_type": "default", "rope_theta": 500.0})
+    cfg._attn_implementation = "eager"
+    theirs = hf_llama.LlamaAttention(cfg, layer_idx=0).eval()
+    ours = llama.GroupedQueryAttention(GPTConfig.llama(n_embd=48, n_head=6, n_kv_heads=kv, block_size=32,
+                                                       rope_theta=500.0)).eval()
+    with torch.no_grad():
+        ours.qkv.weight.copy_(torch.cat([theirs.q_proj.weight, theirs.k_proj.weight, theirs.v_proj.weight]))
+        ours.proj.weight.copy_(theirs.o_proj.weight)
+    T = 11
+    x = torch.randn(2, T, 48)
+    cos, sin = hf_llama.LlamaRotaryEmbedding(cfg)(x, torch.arange(T)[None])
+    causal = torch.full((T, T), float("-inf")).triu(1)[None, None]  # (1, 1, T, T), added to the scores
+    expected, _ = theirs(x, position_embeddings=(cos, sin), attention_mask=causal)
+    assert torch.allclose(ours(x), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("kv,tie,theta", [(2, False, 10000.0), (6, True, 500.0), (1, False, 1e6)])
 def test_logits_match_llama_both_directions(tmp_path, kv, tie, theta):
     torch.manual_seed(0)

@@ -126,8 +126,9 @@ class GroupedQueryAttention(nn.Module):
         v = v.view(B, T, self.n_kv, D).transpose(1, 2)
         if self.use_rope:
             q, k = apply_rope(q, self.cos[:T], self.sin[:T]), apply_rope(k, self.cos[:T], self.sin[:T])
-        group = self.n_head // self.n_kv
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, T, D): head h -> h // group
+        if self.n_kv < self.n_head:  # each key/value head serves a group of query heads
+            group = self.n_head // self.n_kv
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, T, D): h -> h // group
         att = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, T, T)
         att = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)
         y = (self.attn_drop(att) @ v).transpose(1, 2).reshape(B, T, self.n_head * D)  # (B, H, T, D) -> (B, T, C)

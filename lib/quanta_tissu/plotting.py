@@ -35,6 +35,8 @@ def plot_ablation(axes, results: dict, title: str = "") -> None:
     for name in names:
         row = results[name]
         curves.plot(row["eval_steps"], row["val_curve"], marker=".", label=name)
+    lowest = min(min(results[n]["val_curve"]) for n in names)
+    curves.set_ylim(lowest - 0.05, lowest + 0.8)  # the early, steep part is the same for every row
     curves.set_xlabel("step")
     curves.set_ylabel("validation loss (nats per token)")
     curves.grid(alpha=0.3)

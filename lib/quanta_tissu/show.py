@@ -4,7 +4,8 @@ Introduced in chapter 01; every chapter uses it.
 
 Does: render a function, class or method's source (with its file and line numbers)
 as a highlighted code block, as Markdown in notebooks and plain text elsewhere;
-render small results tables the same way (``table``).
+render small results tables the same way (``table``); ``show_diff`` shows how a piece changed
+from one chapter's version to the next one's.
 Does not: import IPython at module import, or show objects defined outside ``quanta_tissu``.
 """
 from __future__ import annotations
@@ -18,12 +19,13 @@ _ROOT = Path(__file__).resolve().parent
 class Source:
     """A snippet of lib source that displays as Markdown in Jupyter and as text in a terminal."""
 
-    def __init__(self, title: str, code: str):
+    def __init__(self, title: str, code: str, language: str = "python"):
         self.title = title
         self.code = code
+        self.language = language  # "diff" for show_diff
 
     def _repr_markdown_(self) -> str:
-        return f"**{self.title}**\n\n```python\n{self.code}\n```\n"
+        return f"**{self.title}**\n\n```{self.language}\n{self.code}\n```\n"
 
     def __repr__(self) -> str:
         return f"# {self.title}\n{self.code}"
@@ -43,6 +45,16 @@ def show_source(obj) -> Source:
     name = f"{obj.__module__}.{obj.__qualname__}".replace("quanta_tissu.", "qt.", 1)
     title = f"{name} — lib/{rel.as_posix()}, lines {start}–{start + len(lines) - 1}"
     return Source(title, "".join(lines).rstrip("\n"))
+
+
+def show_diff(old, new) -> Source:
+    """A unified diff from ``old``'s source to ``new``'s: how a chapter's piece evolves the previous one."""
+    import difflib
+
+    a, b = show_source(old), show_source(new)
+    lines = difflib.unified_diff(a.code.splitlines(), b.code.splitlines(), lineterm="", n=2)
+    body = [ln for ln in lines if not ln.startswith(("---", "+++"))]
+    return Source(f"from {a.title.split(' — ')[0]} to {b.title.split(' — ')[0]}", "\n".join(body), "diff")
 
 
 class Table:

@@ -40,8 +40,8 @@ RECIPES = {
     "shakespeare-llama": Recipe(
         corpus="tinyshakespeare",
         model=GPTConfig.shakespeare_llama(),
-        train=TrainConfig.shakespeare_llama(max_steps=600, eval_every=600),
-        about="chapter 08's Llama preset, 600 steps on Tiny Shakespeare characters (about 1.5 CPU minutes)",
+        train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
+        about="chapter 08's Llama preset, 1,000 steps on Tiny Shakespeare characters (about a minute on 2 cores)",
     ),
 }
 
@@ -59,11 +59,12 @@ def pretrained(name: str = "shakespeare-llama", device: str = "cpu", progress: b
     recipe, folder = RECIPES[name], checkpoint_dir(name)
     try:
         model, config = checkpoint.load_model(folder)
-        if config.get("recipe") != recipe.fingerprint():
-            raise checkpoint.CheckpointError("made by another recipe")
-    except checkpoint.CheckpointError as exc:
+        current = config.get("recipe") == recipe.fingerprint()
+    except checkpoint.CheckpointError:  # not trained yet, or a damaged cache: train (again)
+        current = False
+    if not current:
         if progress:
-            print(f"training the course checkpoint {name!r} once ({recipe.about}); reason: {exc}"[:300])
+            print(f"training the course checkpoint {name!r} once ({recipe.about}) into {folder}")
         _train(name, recipe, folder, device, progress)
         model, config = checkpoint.load_model(folder)
     return model.to(device), CharTokenizer(config["tokenizer"]["chars"])

@@ -49,13 +49,15 @@ class TrainConfig:
     @classmethod
     def shakespeare_llama(cls, **overrides) -> "TrainConfig":
         """Tuned for GPTConfig.shakespeare_llama in nanoGPT's CPU wall time (chapter 08)."""
-        return cls(**{**dict(max_steps=900, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=50, betas=(0.9, 0.95)),
+        return cls(**{**dict(max_steps=2000, batch_size=24, lr=5e-3, min_lr=5e-4, warmup=50, weight_decay=0.0,
+                             betas=(0.9, 0.95)),
                       **overrides})
 
     @classmethod
     def shakespeare_llama_10min(cls, **overrides) -> "TrainConfig":
         """For GPTConfig.shakespeare_llama_10min (chapter 08)."""
-        return cls.shakespeare_llama(**{**dict(lr=2e-3, min_lr=2e-4, warmup=100), **overrides})
+        return cls.shakespeare_llama(**{**dict(batch_size=24, lr=3e-3, min_lr=3e-4, warmup=100, weight_decay=0.1),
+                                        **overrides})
 
     @classmethod
     def smoke(cls, **overrides) -> "TrainConfig":

@@ -1,0 +1,75 @@
+"""Chapter 08's study runner and course checkpoints (on tiny recipes, so they take seconds)."""
+import dataclasses
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import quanta_tissu as qt  # noqa: E402
+from quanta_tissu import zoo  # noqa: E402
+from quanta_tissu.gpt import GPTConfig  # noqa: E402
+from quanta_tissu.training import ablation, data, trainer  # noqa: E402
+
+
+def test_ablation_configs_switch_one_thing_each():
+    base = GPTConfig.shakespeare_char()
+    cfgs = {name: ablation.ablation_config(base, name) for name in ablation.ABLATIONS}
+    assert len(cfgs) == 7
+    assert cfgs["baseline (GPT-2)"] == base
+    assert (cfgs["RMSNorm"].norm, cfgs["RMSNorm"].mlp, cfgs["RMSNorm"].position) == ("rmsnorm", "gelu", "learned")
+    assert cfgs["SwiGLU"].d_ff == 344 and cfgs["baseline (GPT-2)"].d_ff == 512  # d_ff derived again per row
+    llama = cfgs["all three, no bias (Llama)"]
+    assert llama == GPTConfig.shakespeare_llama(n_embd=128)  # the preset is narrower, for speed
+    assert cfgs["Llama + GQA (kv heads = heads / 2)"].n_kv_heads == 2
+    with pytest.raises(KeyError, match="unknown ablation"):
+        ablation.ablation_config(base, "LayerNorm")
+
+
+def test_run_ablation_records_a_row_per_configuration(tmp_path, rng):
+    ids = rng.integers(0, 32, size=3000)
+    folder = data.prepare(ids[:2500], ids[2500:], tmp_path / "d", 32, "test")
+    cfg = trainer.TrainConfig.smoke(max_steps=6, eval_every=3)
+    names = ["baseline (GPT-2)", "Llama + GQA (kv heads = heads / 2)"]
+    results = ablation.run_ablation(GPTConfig.tiny(), cfg, data.TokenData(folder, 16), names, progress=False)
+    assert list(results) == names
+    for row in results.values():
+        assert row["eval_steps"] == [3, 6] and row["final_val"] == row["val_curve"][-1] and row["tokens_per_s"] > 0
+    again = ablation.run_ablation(GPTConfig.tiny(), cfg, data.TokenData(folder, 16), names[:1], progress=False)
+    assert again[names[0]]["val_curve"] == results[names[0]]["val_curve"]  # seeded: the same run twice
+    path = ablation.save_results(tmp_path / "r.json", results, recipe=dataclasses.asdict(cfg))
+    meta, loaded = ablation.load_results(path)
+    assert loaded == results and meta["recipe"]["max_steps"] == 6
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch, tmp_path, shakespeare_ids):
+    monkeypatch.setenv("QUANTA_TISSU_CACHE", str(tmp_path / "cache"))
+    recipe = zoo.Recipe("tinyshakespeare", GPTConfig.shakespeare_llama(n_layer=1, n_embd=32, n_head=2, block_size=16),
+                        trainer.TrainConfig.smoke(max_steps=4, eval_every=4, batch_size=2), "a test recipe")
+    monkeypatch.setitem(zoo.RECIPES, "test-tiny", recipe)
+    return recipe
+
+
+def test_pretrained_trains_once_then_loads(tiny_recipe, monkeypatch):
+    model, tok = qt.pretrained("test-tiny", progress=False)
+    assert model.cfg == tiny_recipe.model and tok.vocab_size == 65 and not model.training
+    calls = []
+    monkeypatch.setattr(zoo, "_train", lambda *a: calls.append(a))
+    again, _ = qt.pretrained("test-tiny", progress=False)
+    assert not calls  # loaded from the cache
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_pretrained_is_deterministic_and_retrains_on_a_new_recipe(tiny_recipe, monkeypatch):
+    first, _ = qt.pretrained("test-tiny", progress=False)
+    changed = dataclasses.replace(tiny_recipe, train=trainer.TrainConfig.smoke(max_steps=4, eval_every=4, batch_size=2, seed=7))
+    monkeypatch.setitem(zoo.RECIPES, "test-tiny", changed)
+    other, _ = qt.pretrained("test-tiny", progress=False)
+    assert not torch.equal(first.wte.weight, other.wte.weight)
+    monkeypatch.setitem(zoo.RECIPES, "test-tiny", tiny_recipe)
+    back, _ = qt.pretrained("test-tiny", progress=False)  # retrained from the seed: the same weights as the first time
+    assert torch.equal(first.wte.weight, back.wte.weight)
+
+
+def test_pretrained_unknown_name():
+    with pytest.raises(KeyError, match="available: \\['shakespeare-llama'\\]"):
+        qt.pretrained("gpt-5")
