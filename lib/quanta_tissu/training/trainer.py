@@ -49,7 +49,7 @@ class TrainConfig:
     @classmethod
     def shakespeare_llama(cls, **overrides) -> "TrainConfig":
         """Tuned for GPTConfig.shakespeare_llama in nanoGPT's CPU wall time (chapter 08)."""
-        return cls(**{**dict(max_steps=2000, batch_size=24, lr=5e-3, min_lr=5e-4, warmup=50, weight_decay=0.0,
+        return cls(**{**dict(max_steps=2000, batch_size=24, lr=5e-3, min_lr=5e-4, warmup=20, weight_decay=0.0,
                              betas=(0.9, 0.95)),
                       **overrides})
 
