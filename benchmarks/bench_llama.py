@@ -129,12 +129,11 @@ def part_probe(data_dir, args) -> bool:
 
     cfg = GPTConfig.shakespeare_llama(**parse(args.model))
     train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, **parse(args.train))
-    label = f"probe {args.model} {args.train}"
+    label, data = f"probe {args.model} {args.train}", TokenData(data_dir, cfg.block_size)
     if args.steps:  # a fixed step count: comparable even when the machine is shared
-        row = train_steps(cfg, TrainConfig(**{**train_cfg.__dict__, "max_steps": args.steps}),
-                          TokenData(data_dir, cfg.block_size), label)
+        row = train_steps(cfg, TrainConfig(**{**train_cfg.__dict__, "max_steps": args.steps}), data, label)
     else:
-        row = train_for(cfg, train_cfg, TokenData(data_dir, cfg.block_size), args.seconds, label)
+        row = train_for(cfg, train_cfg, data, args.seconds, label)
     row.update(model=cfg.to_dict(), train={**train_cfg.__dict__, "max_steps": row["steps"]},
                budget_s=None if args.steps else args.seconds)
     with open(RESULTS / "probes.jsonl", "a") as f:  # the tuning log that chapter 08 shows
@@ -146,7 +145,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "all"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=0, help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
     parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
     parser.add_argument("--model", nargs="*", default=[], help="probe: GPTConfig overrides k=v")

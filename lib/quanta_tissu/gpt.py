@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+LLAMA_SWITCHES = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)  # chapter 08's switches, all on
+
 
 @dataclass
 class GPTConfig:
@@ -82,14 +84,13 @@ class GPTConfig:
     @classmethod
     def llama(cls, **overrides) -> "GPTConfig":
         """Every chapter-08 switch on: RMSNorm, SwiGLU, RoPE, no biases (GQA by n_kv_heads)."""
-        return cls(**{**dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False), **overrides})
+        return cls(**{**LLAMA_SWITCHES, **overrides})
 
     @classmethod
     def shakespeare_llama(cls, **overrides) -> "GPTConfig":
         """The course's Llama, sized for the most quality per CPU-minute: nanoGPT's CPU shape (4 heads,
         context 64) but 3 layers of width 96, so that more steps fit in the same wall time (chapter 08)."""
-        llama = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)
-        return cls.shakespeare_char(**{**dict(n_layer=3, n_embd=96, **llama), **overrides})
+        return cls.shakespeare_char(**{**dict(n_layer=3, n_embd=96), **LLAMA_SWITCHES, **overrides})
 
     @classmethod
     def shakespeare_llama_10min(cls, **overrides) -> "GPTConfig":

@@ -16,18 +16,17 @@ from pathlib import Path
 
 import torch
 
-from ..gpt import GPT, GPTConfig
+from ..gpt import GPT, LLAMA_SWITCHES, GPTConfig
 from .trainer import Trainer, TrainConfig
 
-_LLAMA = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)
 ABLATIONS = {  # name -> overrides of the base config; the order of the original modernization plan
     "baseline (GPT-2)": {},
     "RMSNorm": dict(norm="rmsnorm"),
     "SwiGLU": dict(mlp="swiglu"),
     "RoPE": dict(position="rope"),
     "RMSNorm + SwiGLU": dict(norm="rmsnorm", mlp="swiglu"),
-    "all three, no bias (Llama)": _LLAMA,
-    "Llama + GQA (kv heads = heads / 2)": {**_LLAMA, "n_kv_heads": "half"},
+    "all three, no bias (Llama)": LLAMA_SWITCHES,
+    "Llama + GQA (kv heads = heads / 2)": {**LLAMA_SWITCHES, "n_kv_heads": "half"},
 }
 
 
