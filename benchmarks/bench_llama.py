@@ -6,13 +6,16 @@ Parts (run one, or ``all``):
   writes ``benchmarks/results/ablation.json``, which chapter 08 plots.
 - ``versus``: in one process, the vanilla GPT with nanoGPT's CPU recipe (2,000 steps), then the
   course's Llama preset (``GPTConfig.shakespeare_llama`` + ``TrainConfig.shakespeare_llama``) for the
-  same wall-clock time; prints both validation losses and checks the Llama one is >= 0.25 nats lower.
+  same wall-clock time; prints both validation losses and checks the Llama one is >= 0.25 nats lower;
+  writes ``versus.json`` and appends the run to ``versus_runs.jsonl`` (every run is kept).
 - ``best``: the course's best validation loss in 10 minutes of training on 2 cores
   (``GPTConfig.shakespeare_llama_10min``); nanoGPT's GPU figure for this dataset is 1.47.
 - ``probe``: one run of the Llama preset for ``--seconds`` (or ``--steps``) with ``--model k=v`` /
   ``--train k=v`` overrides; appends its row to ``benchmarks/results/probes.jsonl`` (the tuning log).
+- ``pace``: milliseconds per step of the vanilla GPT, the Llama preset and variants (``--model "k=v k=v"``
+  per variant), their steps interleaved so that all see the same load; writes ``pace.json``.
 Validation losses are averaged over the same 200 batches of 32 windows for every model.
-Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,all} [--threads 2] [--steps N]
+Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,all} [--threads 2] [--steps N]
 """
 import argparse
 import ast
@@ -110,7 +113,17 @@ def part_versus(data_dir, args) -> bool:
     print(f"{'PASS' if ok else 'FAIL'}: the Llama preset is {gain:.3f} nats lower at "
           f"{llama['wall_s'] / vanilla['wall_s']:.2f}x the wall time (needs >= {MARGIN} at <= 1.05x)")
     (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": machine()}, indent=1))
+    run = {"date": machine()["date"], "preset": preset_summary(llama_cfg, TrainConfig.shakespeare_llama()),
+           "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
+           "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain}
+    with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
+        f.write(json.dumps(run) + "\n")
     return ok
+
+
+def preset_summary(cfg, train_cfg) -> str:
+    return (f"{cfg.n_layer}x{cfg.n_embd}, {cfg.n_head} heads, {cfg.n_kv_heads} kv heads, batch {train_cfg.batch_size}, "
+            f"lr {train_cfg.lr:g}, warmup {train_cfg.warmup}, weight decay {train_cfg.weight_decay:g}")
 
 
 def part_best(data_dir, args) -> bool:
@@ -124,11 +137,8 @@ def part_best(data_dir, args) -> bool:
 
 
 def part_probe(data_dir, args) -> bool:
-    def parse(pairs):
-        return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
-
-    cfg = GPTConfig.shakespeare_llama(**parse(args.model))
-    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, **parse(args.train))
+    cfg = GPTConfig.shakespeare_llama(**_parse(args.model))
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, **_parse(args.train))
     label, data = f"probe {args.model} {args.train}", TokenData(data_dir, cfg.block_size)
     if args.steps:  # a fixed step count: comparable even when the machine is shared
         row = train_steps(cfg, TrainConfig(**{**train_cfg.__dict__, "max_steps": args.steps}), data, label)
@@ -141,15 +151,43 @@ def part_probe(data_dir, args) -> bool:
     return True
 
 
+def part_pace(data_dir, args) -> bool:
+    """Milliseconds per training step of Llama variants against the vanilla GPT, their steps interleaved so
+    that every model sees the same machine load; ``--model`` overrides name the variants (a|b|c)."""
+    variants = {"vanilla GPT": (GPTConfig.shakespeare_char(), TrainConfig.shakespeare_char())}
+    for spec in ["", *args.model]:
+        variants[f"Llama preset {spec}".strip()] = (GPTConfig.shakespeare_llama(**_parse(spec.split())),
+                                                     TrainConfig.shakespeare_llama())
+    trainers = {k: Trainer(GPT(m), TokenData(data_dir, m.block_size), t) for k, (m, t) in variants.items()}
+    seconds = dict.fromkeys(trainers, 0.0)
+    for round_ in tqdm(range(args.steps or 220), desc="interleaved steps"):
+        for name, trainer in trainers.items():
+            start = time.perf_counter()
+            trainer.train_step()
+            seconds[name] += (time.perf_counter() - start) if round_ >= 20 else 0.0  # 20 warm-up rounds
+    rows = {k: {"ms_per_step": 1e3 * v / ((args.steps or 220) - 20), "vs_vanilla": v / seconds["vanilla GPT"]}
+            for k, v in seconds.items()}
+    for name, row in rows.items():
+        print(f"{name:40s} {row['ms_per_step']:6.1f} ms/step, {row['vs_vanilla']:.3f}x the vanilla's")
+    (RESULTS / "pace.json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=1))
+    return True
+
+
+def _parse(pairs):
+    return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "all"])
+    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "all"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=0,
-                        help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds")
+                        help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds; "
+                             "pace: interleaved rounds (default 220)")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
     parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
-    parser.add_argument("--model", nargs="*", default=[], help="probe: GPTConfig overrides k=v")
+    parser.add_argument("--model", nargs="*", default=[],
+                        help="probe: GPTConfig overrides k=v; pace: one quoted \"k=v k=v\" string per variant")
     parser.add_argument("--train", nargs="*", default=[], help="probe: TrainConfig overrides k=v")
     args = parser.parse_args()
     qt.setup(seed=1337, threads=args.threads)

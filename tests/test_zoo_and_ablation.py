@@ -18,8 +18,8 @@ def test_ablation_configs_switch_one_thing_each():
     assert (cfgs["RMSNorm"].norm, cfgs["RMSNorm"].mlp, cfgs["RMSNorm"].position) == ("rmsnorm", "gelu", "learned")
     assert cfgs["SwiGLU"].d_ff == 344 and cfgs["baseline (GPT-2)"].d_ff == 512  # d_ff derived again per row
     llama = cfgs["all three, no bias (Llama)"]
-    assert llama == GPTConfig.shakespeare_llama(n_layer=4, n_embd=128)  # the preset is smaller, for speed
-    assert cfgs["Llama + GQA (kv heads = heads / 2)"].n_kv_heads == 2
+    assert llama == GPTConfig.shakespeare_llama(n_layer=4, n_embd=128, n_kv_heads=4)  # the preset: smaller, GQA
+    assert cfgs["Llama + GQA (kv heads = heads / 2)"] == GPTConfig.shakespeare_llama(n_layer=4, n_embd=128)
     with pytest.raises(KeyError, match="unknown ablation"):
         ablation.ablation_config(base, "LayerNorm")
 

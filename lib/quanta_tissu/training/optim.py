@@ -4,7 +4,7 @@ AdamW (Loshchilov & Hutter, 2019), as torch.optim.AdamW computes it (tested step
     p <- p - lr * wd * p                          (decoupled weight decay, before the Adam step)
     m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
     p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-The course trains with ``torch.optim.AdamW`` (fused kernels); this one is for understanding.
+The course trains with ``torch.optim.AdamW`` (the same arithmetic in compiled code); this one is for understanding.
 """
 from __future__ import annotations
 
