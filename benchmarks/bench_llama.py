@@ -112,8 +112,9 @@ def part_versus(data_dir, args) -> bool:
     ok = gain >= MARGIN and llama["wall_s"] <= vanilla["wall_s"] * 1.05
     print(f"{'PASS' if ok else 'FAIL'}: the Llama preset is {gain:.3f} nats lower at "
           f"{llama['wall_s'] / vanilla['wall_s']:.2f}x the wall time (needs >= {MARGIN} at <= 1.05x)")
-    (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": machine()}, indent=1))
-    run = {"date": machine()["date"], "preset": preset_summary(llama_cfg, TrainConfig.shakespeare_llama()),
+    host = machine()
+    (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": host}, indent=1))
+    run = {"date": host["date"], "preset": preset_summary(llama_cfg, TrainConfig.shakespeare_llama()),
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain}
     with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
@@ -159,13 +160,14 @@ def part_pace(data_dir, args) -> bool:
         variants[f"Llama preset {spec}".strip()] = (GPTConfig.shakespeare_llama(**_parse(spec.split())),
                                                      TrainConfig.shakespeare_llama())
     trainers = {k: Trainer(GPT(m), TokenData(data_dir, m.block_size), t) for k, (m, t) in variants.items()}
+    rounds, warmup = args.steps or 220, 20  # the warm-up rounds are not timed
     seconds = dict.fromkeys(trainers, 0.0)
-    for round_ in tqdm(range(args.steps or 220), desc="interleaved steps"):
+    for round_ in tqdm(range(rounds), desc="interleaved steps"):
         for name, trainer in trainers.items():
             start = time.perf_counter()
             trainer.train_step()
-            seconds[name] += (time.perf_counter() - start) if round_ >= 20 else 0.0  # 20 warm-up rounds
-    rows = {k: {"ms_per_step": 1e3 * v / ((args.steps or 220) - 20), "vs_vanilla": v / seconds["vanilla GPT"]}
+            seconds[name] += (time.perf_counter() - start) if round_ >= warmup else 0.0
+    rows = {k: {"ms_per_step": 1e3 * v / (rounds - warmup), "vs_vanilla": v / seconds["vanilla GPT"]}
             for k, v in seconds.items()}
     for name, row in rows.items():
         print(f"{name:40s} {row['ms_per_step']:6.1f} ms/step, {row['vs_vanilla']:.3f}x the vanilla's")

@@ -56,7 +56,7 @@ class TrainConfig:
     @classmethod
     def shakespeare_llama_10min(cls, **overrides) -> "TrainConfig":
         """For GPTConfig.shakespeare_llama_10min (chapter 08)."""
-        return cls.shakespeare_llama(**{**dict(batch_size=24, lr=3e-3, min_lr=3e-4, warmup=100, weight_decay=0.1),
+        return cls.shakespeare_llama(**{**dict(lr=3e-3, min_lr=3e-4, warmup=100, weight_decay=0.1),
                                         **overrides})
 
     @classmethod
