@@ -4,10 +4,13 @@ Parts (run one, or ``all``):
 - ``ablation``: the seven configurations of ``qt.training.ablation`` at nanoGPT's CPU size (4 layers,
   4 heads, 128 wide, context 64), each trained with the same recipe and steps; prints the table and
   writes ``benchmarks/results/ablation.json``, which chapter 08 plots.
-- ``versus``: in one process, the vanilla GPT with nanoGPT's CPU recipe (2,000 steps), then the
-  course's Llama preset (``GPTConfig.shakespeare_llama`` + ``TrainConfig.shakespeare_llama``) for the
-  same wall-clock time; prints both validation losses and checks the Llama one is >= 0.25 nats lower;
-  writes ``versus.json`` and appends the run to ``versus_runs.jsonl`` (every run is kept).
+- ``versus``: in one process, the vanilla GPT with nanoGPT's CPU recipe (2,000 steps) and the course's
+  Llama preset (``GPTConfig.shakespeare_llama`` + ``TrainConfig.shakespeare_llama``) for the same
+  wall-clock time, side by side: the vanilla trains a chunk of ``--chunk`` steps, then the Llama trains
+  until its time catches up, so both see the same machine load (``--chunk 0``: the vanilla's whole run
+  first, then the Llama's, the protocol of the first runs). Prints both validation losses and checks the
+  Llama one is >= 0.25 nats lower; writes ``versus.json`` and appends the run to ``versus_runs.jsonl``
+  (every run is kept).
 - ``best``: the course's best validation loss in 10 minutes of training on 2 cores
   (``GPTConfig.shakespeare_llama_10min``); nanoGPT's GPU figure for this dataset is 1.47.
 - ``probe``: one run of the Llama preset for ``--seconds`` (or ``--steps``) with ``--model k=v`` /
@@ -20,6 +23,7 @@ Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,all} [-
 import argparse
 import ast
 import json
+import math
 import platform
 import tempfile
 import time
@@ -65,6 +69,28 @@ def train_for(model_cfg, train_cfg, data, seconds: float, label: str) -> dict:
     return _row(label, model, trainer.cfg, data, trainer.step, time.perf_counter() - start)
 
 
+def train_side_by_side(vanilla: Trainer, llama: Trainer, chunk: int, labels) -> tuple[dict, dict]:
+    """The vanilla trains ``chunk`` steps at a time to its ``max_steps``; after each chunk the Llama trains
+    until its total time catches up with the vanilla's, so a change of machine load hits both. The Llama's
+    schedule ends when the vanilla's projected total time does (the projection is exact after the last chunk)."""
+    spent = {"vanilla": 0.0, "llama": 0.0}
+    total = vanilla.cfg.max_steps
+    for _ in tqdm(range(math.ceil(total / chunk)), desc=f"side by side, chunks of {chunk} vanilla steps"):
+        start = time.perf_counter()
+        for _ in range(min(chunk, total - vanilla.step)):
+            vanilla.train_step()
+        spent["vanilla"] += time.perf_counter() - start
+        budget = spent["vanilla"] * total / vanilla.step  # the vanilla's whole run, at its pace so far
+        start = time.perf_counter()
+        while (elapsed := spent["llama"] + time.perf_counter() - start) < spent["vanilla"]:
+            if llama.step >= 20:  # the Llama's steps that fit in the budget, at its pace so far
+                llama.cfg.max_steps = max(llama.step + 1, int(llama.step * budget / elapsed))
+            llama.train_step()
+        spent["llama"] += time.perf_counter() - start
+    return tuple(_row(label, t.model, t.cfg, t.data, t.step, spent[k])
+                 for label, (k, t) in zip(labels, (("vanilla", vanilla), ("llama", llama))))
+
+
 def train_steps(model_cfg, train_cfg, data, label: str) -> dict:
     torch.manual_seed(train_cfg.seed)
     model = GPT(model_cfg)
@@ -102,12 +128,19 @@ def part_ablation(data_dir, args) -> bool:
 
 
 def part_versus(data_dir, args) -> bool:
-    vanilla_cfg = GPTConfig.shakespeare_char()
-    vanilla = train_steps(vanilla_cfg, TrainConfig.shakespeare_char(eval_every=10**9),
-                          TokenData(data_dir, vanilla_cfg.block_size), "vanilla GPT, nanoGPT's CPU recipe")
-    llama_cfg = GPTConfig.shakespeare_llama()
-    llama = train_for(llama_cfg, TrainConfig.shakespeare_llama(eval_every=10**9), TokenData(data_dir, llama_cfg.block_size),
-                      vanilla["wall_s"], "Llama preset, same wall time")
+    vanilla_cfg, llama_cfg = GPTConfig.shakespeare_char(), GPTConfig.shakespeare_llama()
+    vanilla_train, llama_train = TrainConfig.shakespeare_char(eval_every=10**9), TrainConfig.shakespeare_llama(eval_every=10**9)
+    labels = "vanilla GPT, nanoGPT's CPU recipe", "Llama preset, same wall time"
+    if args.chunk:  # side by side
+        torch.manual_seed(vanilla_train.seed)
+        vanilla_trainer = Trainer(GPT(vanilla_cfg), TokenData(data_dir, vanilla_cfg.block_size), vanilla_train)
+        torch.manual_seed(llama_train.seed)
+        llama_trainer = Trainer(GPT(llama_cfg), TokenData(data_dir, llama_cfg.block_size),
+                                TrainConfig(**{**llama_train.__dict__, "max_steps": 10**6}))
+        vanilla, llama = train_side_by_side(vanilla_trainer, llama_trainer, args.chunk, labels)
+    else:  # one after the other
+        vanilla = train_steps(vanilla_cfg, vanilla_train, TokenData(data_dir, vanilla_cfg.block_size), labels[0])
+        llama = train_for(llama_cfg, llama_train, TokenData(data_dir, llama_cfg.block_size), vanilla["wall_s"], labels[1])
     gain = vanilla["val"] - llama["val"]
     ok = gain >= MARGIN and llama["wall_s"] <= vanilla["wall_s"] * 1.05
     print(f"{'PASS' if ok else 'FAIL'}: the Llama preset is {gain:.3f} nats lower at "
@@ -116,7 +149,8 @@ def part_versus(data_dir, args) -> bool:
     (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": host}, indent=1))
     run = {"date": host["date"], "preset": preset_summary(llama_cfg, TrainConfig.shakespeare_llama()),
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
-           "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain}
+           "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
+           "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other"}
     with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
         f.write(json.dumps(run) + "\n")
     return ok
@@ -186,6 +220,8 @@ def main():
     parser.add_argument("--steps", type=int, default=0,
                         help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds; "
                              "pace: interleaved rounds (default 220)")
+    parser.add_argument("--chunk", type=int, default=100,
+                        help="versus: vanilla steps per turn, side by side (0: one run after the other)")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
     parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
     parser.add_argument("--model", nargs="*", default=[],
