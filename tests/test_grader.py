@@ -13,6 +13,13 @@ def grade(chapter, path, timeout=60):
     return {r.name: r for r in run_chapter(chapter, path, timeout=timeout)}
 
 
+def grade_source(tmp_path, chapter, source):
+    """Grade a learner's file holding ``source``: the results by exercise name."""
+    path = tmp_path / f"ex{chapter}.py"
+    path.write_text(source)
+    return grade(chapter, path)
+
+
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))
 def test_solutions_pass(chapter):
     results = grade(chapter, ROOT / "solutions" / CHAPTERS[chapter])
@@ -30,15 +37,13 @@ def test_stubs_fail(chapter):
 
 
 def test_feedback_is_specific(tmp_path):
-    learner = tmp_path / "ex02.py"
-    learner.write_text(
+    r = grade_source(tmp_path, "02",
         "import numpy as np\n"
         "def softmax(x):\n    return np.exp(x) / np.exp(x).sum(axis=0)\n"  # wrong axis
         "def cross_entropy(logits, targets):\n    return [1.0, 2.0]\n"
         "def cross_entropy_grad(logits, targets):\n    return np.zeros((logits.shape[1], logits.shape[0]))\n"
         "def numerical_gradient(f, x, h):\n    return 1 / 0\n"
     )
-    r = grade("02", learner)
     assert "max abs difference" in r["softmax"].message and "index" in r["softmax"].message
     assert "scalar" in r["cross_entropy"].message
     assert "expected (6, 5), got (5, 6)" in r["cross_entropy_grad"].message
@@ -65,27 +70,27 @@ def test_cli_exit_code_and_json():
     assert out.returncode == 2 and "no exercises for chapter" in out.stderr
 
 
-def test_llama_mistakes_are_named(tmp_path):
+LLAMA_MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback must contain})
+    "08": ("import torch\nimport torch.nn.functional as F\n"
+           "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
+           "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
+           "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
+           "    return apply_rope_interleaved(x, theta)\n"
+           "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n",
+           {"rms_norm": "LayerNorm", "swiglu": "swapped", "apply_rope": "interleaved", "repeat_kv": "tiled"}),
+    "09": ("def split_qkv(w, n_head, n_kv_heads):\n    return tuple(w.chunk(3))\n"
+           "def hf_to_course(state, n_layer):\n    return dict(state)\n"
+           "def interleaved_to_rotate_half(w, n_heads):\n"
+           "    return w.view(-1, 2, w.shape[1]).transpose(0, 1).reshape(w.shape)\n",
+           {"split_qkv": "same shape", "hf_to_course": "missing ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight'",
+            "interleaved_to_rotate_half": "as one head"}),
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(LLAMA_MISTAKES))
+def test_llama_mistakes_are_named(tmp_path, chapter):
     """Chapter 08/09's classic mistakes get a message that names the mistake, not only a difference."""
-    wrong08 = tmp_path / "ex08.py"
-    wrong08.write_text(
-        "import torch\nimport torch.nn.functional as F\n"
-        "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
-        "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
-        "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
-        "    return apply_rope_interleaved(x, theta)\n"
-        "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n")
-    r = grade("08", wrong08)
-    assert "LayerNorm" in r["rms_norm"].message
-    assert "swapped" in r["swiglu"].message
-    assert "interleaved" in r["apply_rope"].message
-    assert "tiled" in r["repeat_kv"].message
-    wrong09 = tmp_path / "ex09.py"
-    wrong09.write_text(
-        "def split_qkv(w, n_head, n_kv_heads):\n    return tuple(w.chunk(3))\n"
-        "def hf_to_course(state, n_layer):\n    return dict(state)\n"
-        "def interleaved_to_rotate_half(w, n_heads):\n    return w.view(-1, 2, w.shape[1]).transpose(0, 1).reshape(w.shape)\n")
-    r = grade("09", wrong09)
-    assert "same shape" in r["split_qkv"].message
-    assert "missing ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight'" in r["hf_to_course"].message
-    assert "as one head" in r["interleaved_to_rotate_half"].message
+    source, expected = LLAMA_MISTAKES[chapter]
+    results = grade_source(tmp_path, chapter, source)
+    for name, words in expected.items():
+        assert words in results[name].message, (name, results[name].message)

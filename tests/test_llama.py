@@ -99,8 +99,9 @@ def test_logits_match_llama_both_directions(tmp_path, kv, tie, theta):
         interop.save_hf(ours, tmp_path / "ours")
         back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ours").eval()
         assert (back(idx).logits - ours(idx)[0]).abs().max() < 1e-4
-        greedy = theirs.generate(idx[:1, :5], max_new_tokens=12, do_sample=False)
-        seq = idx[:1, :5]
+        prompt = idx[:1, :5]
+        greedy = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False)
+        seq = prompt
         for _ in range(12):
             seq = torch.cat([seq, ours(seq)[0][:, -1:].argmax(-1)], dim=1)
         assert torch.equal(seq, greedy)
