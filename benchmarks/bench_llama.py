@@ -52,21 +52,34 @@ def val_loss(model, data, batches: int = 200, batch_size: int = 32, seed: int = 
     return sum(losses) / len(losses)
 
 
-def train_for(model_cfg, train_cfg, data, seconds: float, label: str) -> dict:
-    """Train for ``seconds`` of wall time: the cosine schedule's length is re-estimated every step from
-    the pace so far, so the learning rate reaches its minimum as the time runs out."""
+CLOCKED = 10**6  # max_steps of a run that stops on the clock: the schedule's length is set as it goes
+FIRST_ESTIMATE = 20  # steps taken before the pace is trusted to size the schedule
+
+
+def seeded_trainer(model_cfg, train_cfg, data, **overrides) -> Trainer:
+    """A fresh model and trainer; seeded first, so a config always starts from the same weights."""
     torch.manual_seed(train_cfg.seed)
-    model = GPT(model_cfg)
-    trainer = Trainer(model, data, TrainConfig(**{**train_cfg.__dict__, "max_steps": 10**6}))
+    return Trainer(GPT(model_cfg), data, TrainConfig(**{**train_cfg.__dict__, **overrides}))
+
+
+def size_schedule(trainer: Trainer, budget_s: float, elapsed_s: float) -> None:
+    """Set the cosine's length to the steps that fit in ``budget_s`` at the pace so far, so the learning
+    rate reaches its minimum as the time runs out."""
+    if trainer.step >= FIRST_ESTIMATE:
+        trainer.cfg.max_steps = max(trainer.step + 1, int(trainer.step * budget_s / elapsed_s))
+
+
+def train_for(model_cfg, train_cfg, data, seconds: float, label: str) -> dict:
+    """Train for ``seconds`` of wall time, the schedule re-sized every step from the pace so far."""
+    trainer = seeded_trainer(model_cfg, train_cfg, data, max_steps=CLOCKED)
     bar = tqdm(total=round(seconds), desc=f"{label} (seconds)", mininterval=1.0)
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
-        if trainer.step >= 20:  # steps that fit in the budget, at the pace so far
-            trainer.cfg.max_steps = max(trainer.step + 1, int(trainer.step * seconds / elapsed))
+        size_schedule(trainer, seconds, elapsed)
         trainer.train_step()
         bar.update(min(round(seconds), int(time.perf_counter() - start)) - bar.n)
     bar.close()
-    return _row(label, model, trainer.cfg, data, trainer.step, time.perf_counter() - start)
+    return _row(label, trainer, time.perf_counter() - start)
 
 
 def train_side_by_side(vanilla: Trainer, llama: Trainer, chunk: int, labels) -> tuple[dict, dict]:
@@ -83,28 +96,25 @@ def train_side_by_side(vanilla: Trainer, llama: Trainer, chunk: int, labels) -> 
         budget = spent["vanilla"] * total / vanilla.step  # the vanilla's whole run, at its pace so far
         start = time.perf_counter()
         while (elapsed := spent["llama"] + time.perf_counter() - start) < spent["vanilla"]:
-            if llama.step >= 20:  # the Llama's steps that fit in the budget, at its pace so far
-                llama.cfg.max_steps = max(llama.step + 1, int(llama.step * budget / elapsed))
+            size_schedule(llama, budget, elapsed)
             llama.train_step()
         spent["llama"] += time.perf_counter() - start
-    return tuple(_row(label, t.model, t.cfg, t.data, t.step, spent[k])
-                 for label, (k, t) in zip(labels, (("vanilla", vanilla), ("llama", llama))))
+    return _row(labels[0], vanilla, spent["vanilla"]), _row(labels[1], llama, spent["llama"])
 
 
 def train_steps(model_cfg, train_cfg, data, label: str) -> dict:
-    torch.manual_seed(train_cfg.seed)
-    model = GPT(model_cfg)
-    trainer = Trainer(model, data, train_cfg)
+    trainer = seeded_trainer(model_cfg, train_cfg, data)
     start = time.perf_counter()
     trainer.fit()
-    return _row(label, model, train_cfg, data, train_cfg.max_steps, time.perf_counter() - start)
+    return _row(label, trainer, time.perf_counter() - start)
 
 
-def _row(label, model, train_cfg, data, steps, wall) -> dict:
-    tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * model.cfg.block_size
-    row = {"label": label, "params": model.num_parameters(), "steps": steps, "wall_s": wall,
-           "tokens_per_s": tokens / wall, "val": val_loss(model, data)}
-    print(f"{label}: {row['params'] / 1e6:.2f}M parameters, {steps} steps in {wall:.0f} s, "
+def _row(label, trainer: Trainer, wall) -> dict:
+    model, cfg = trainer.model, trainer.cfg
+    tokens = trainer.step * cfg.batch_size * cfg.grad_accum * model.cfg.block_size
+    row = {"label": label, "params": model.num_parameters(), "steps": trainer.step, "wall_s": wall,
+           "tokens_per_s": tokens / wall, "val": val_loss(model, trainer.data)}
+    print(f"{label}: {row['params'] / 1e6:.2f}M parameters, {trainer.step} steps in {wall:.0f} s, "
           f"{row['tokens_per_s']:,.0f} tokens/s, validation loss {row['val']:.4f}", flush=True)
     return row
 
@@ -132,12 +142,10 @@ def part_versus(data_dir, args) -> bool:
     vanilla_train, llama_train = TrainConfig.shakespeare_char(eval_every=10**9), TrainConfig.shakespeare_llama(eval_every=10**9)
     labels = "vanilla GPT, nanoGPT's CPU recipe", "Llama preset, same wall time"
     if args.chunk:  # side by side
-        torch.manual_seed(vanilla_train.seed)
-        vanilla_trainer = Trainer(GPT(vanilla_cfg), TokenData(data_dir, vanilla_cfg.block_size), vanilla_train)
-        torch.manual_seed(llama_train.seed)
-        llama_trainer = Trainer(GPT(llama_cfg), TokenData(data_dir, llama_cfg.block_size),
-                                TrainConfig(**{**llama_train.__dict__, "max_steps": 10**6}))
-        vanilla, llama = train_side_by_side(vanilla_trainer, llama_trainer, args.chunk, labels)
+        vanilla, llama = train_side_by_side(
+            seeded_trainer(vanilla_cfg, vanilla_train, TokenData(data_dir, vanilla_cfg.block_size)),
+            seeded_trainer(llama_cfg, llama_train, TokenData(data_dir, llama_cfg.block_size), max_steps=CLOCKED),
+            args.chunk, labels)
     else:  # one after the other
         vanilla = train_steps(vanilla_cfg, vanilla_train, TokenData(data_dir, vanilla_cfg.block_size), labels[0])
         llama = train_for(llama_cfg, llama_train, TokenData(data_dir, llama_cfg.block_size), vanilla["wall_s"], labels[1])
@@ -147,7 +155,7 @@ def part_versus(data_dir, args) -> bool:
           f"{llama['wall_s'] / vanilla['wall_s']:.2f}x the wall time (needs >= {MARGIN} at <= 1.05x)")
     host = machine()
     (RESULTS / "versus.json").write_text(json.dumps({"vanilla": vanilla, "llama": llama, "machine": host}, indent=1))
-    run = {"date": host["date"], "preset": preset_summary(llama_cfg, TrainConfig.shakespeare_llama()),
+    run = {"date": host["date"], "preset": preset_summary(llama_cfg, llama_train),
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
            "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other"}
