@@ -52,6 +52,7 @@ def val_loss(model, data, batches: int = 200, batch_size: int = 32, seed: int = 
     return sum(losses) / len(losses)
 
 
+LLAMA_CODE = "hand-written RMSNorm backward, leaner attention"  # what each versus run records of the Llama's code
 CLOCKED = 10**6  # max_steps of a run that stops on the clock: the schedule's length is set as it goes
 FIRST_ESTIMATE = 20  # steps taken before the pace is trusted to size the schedule
 
@@ -158,7 +159,8 @@ def part_versus(data_dir, args) -> bool:
     run = {"date": host["date"], "preset": preset_summary(llama_cfg, llama_train),
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
-           "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other"}
+           "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other",
+           "llama_code": LLAMA_CODE}
     with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
         f.write(json.dumps(run) + "\n")
     return ok

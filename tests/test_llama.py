@@ -28,6 +28,28 @@ def test_rmsnorm_matches_llama():
     assert torch.allclose(ours(x), theirs(x), atol=1e-6)
 
 
+def test_rmsnorm_hand_written_backward_passes_gradcheck():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: llama.RMSNormFunction.apply(x, w, 1e-5), (x, w))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rmsnorm_hand_written_backward_matches_autograd(dtype):
+    torch.manual_seed(0)
+    x = (torch.randn(4, 9, 16) * 3).to(dtype).requires_grad_()
+    w = torch.randn(16, requires_grad=True)
+    grad = torch.randn(4, 9, 16)
+    fast, slow = llama.RMSNormFunction.apply(x, w, 1e-5), llama.rms_norm_autograd(x, w, 1e-5)
+    assert fast.dtype == slow.dtype and torch.allclose(fast, slow, atol=1e-6)
+    fast_grads = torch.autograd.grad(fast, (x, w), grad.to(fast.dtype))
+    slow_grads = torch.autograd.grad(slow, (x, w), grad.to(slow.dtype))
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # bfloat16 rounds the input's gradient to 8 bits
+    for f, s in zip(fast_grads, slow_grads):
+        assert f.dtype == s.dtype and torch.allclose(f.float(), s.float(), atol=tol, rtol=tol)
+
+
 def test_swiglu_matches_llama_mlp():
     torch.manual_seed(0)
     theirs = hf_llama.LlamaMLP(tiny_hf_config(hidden_size=18, intermediate_size=40))
