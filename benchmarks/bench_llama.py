@@ -17,8 +17,11 @@ Parts (run one, or ``all``):
   ``--train k=v`` overrides; appends its row to ``benchmarks/results/probes.jsonl`` (the tuning log).
 - ``pace``: milliseconds per step of the vanilla GPT, the Llama preset and variants (``--model "k=v k=v"``
   per variant), their steps interleaved so that all see the same load; writes ``pace.json``.
+- ``noise``: the preset trained for ``--steps`` (default 2200) from the usual seed, again with RMSNorm's
+  backward by autograd (equal up to rounding), and from two other seeds; writes ``noise.json``: how far
+  a single run's end point moves for reasons other than the recipe.
 Validation losses are averaged over the same 200 batches of 32 windows for every model.
-Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,all} [--threads 2] [--steps N]
+Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,noise,all} [--threads 2] [--steps N]
 """
 import argparse
 import ast
@@ -34,6 +37,7 @@ from tqdm.auto import tqdm
 
 import quanta_tissu as qt
 from quanta_tissu.gpt import GPT, GPTConfig
+from quanta_tissu.llama import RMSNorm, rms_norm_autograd
 from quanta_tissu.training import ablation
 from quanta_tissu.training.data import TokenData, prepare_char_corpus
 from quanta_tissu.training.trainer import Trainer, TrainConfig
@@ -219,17 +223,38 @@ def part_pace(data_dir, args) -> bool:
     return True
 
 
+def part_noise(data_dir, args) -> bool:
+    """How far one run's end point moves for reasons that are not the recipe. The preset trains for the same
+    steps: from the usual seed; again with RMSNorm's backward by autograd instead of by hand (the same
+    arithmetic up to rounding, about 1e-7); and from two other seeds (other initial weights and batches)."""
+    cfg = GPTConfig.shakespeare_llama()
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=args.steps or 2200)
+    variants = {"seed 1337": {}, "seed 1337, RMSNorm backward by autograd": {}, "seed 1338": dict(seed=1338),
+                "seed 1339": dict(seed=1339)}
+    rows = {}
+    for label, overrides in variants.items():
+        trainer = seeded_trainer(cfg, train_cfg, TokenData(data_dir, cfg.block_size), **overrides)
+        if "autograd" in label:  # the formula instead of RMSNormFunction: autograd differentiates it
+            for norm in [m for m in trainer.model.modules() if isinstance(m, RMSNorm)]:
+                norm.forward = lambda x, norm=norm: rms_norm_autograd(x, norm.weight, norm.eps)
+        start = time.perf_counter()
+        trainer.fit()
+        rows[label] = _row(label, trainer, time.perf_counter() - start)
+    (RESULTS / "noise.json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=1))
+    return True
+
+
 def _parse(pairs):
     return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "all"])
+    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "noise", "all"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=0,
                         help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds; "
-                             "pace: interleaved rounds (default 220)")
+                             "pace: interleaved rounds (default 220); noise: steps per run (default 2200)")
     parser.add_argument("--chunk", type=int, default=100,
                         help="versus: vanilla steps per turn, side by side (0: one run after the other)")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")

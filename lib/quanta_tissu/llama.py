@@ -1,7 +1,8 @@
 """Llama-fication (chapter 08): the pieces that turn chapter 06's GPT into a Llama-style model.
 
 Each piece is switched on by a field of ``GPTConfig``, so any combination can be built and compared:
-- ``RMSNorm`` (``norm="rmsnorm"``): scale by the root mean square, no centring, no bias;
+- ``RMSNorm`` (``norm="rmsnorm"``): scale by the root mean square, no centring, no bias; its backward
+  is written by hand (``RMSNormFunction``) and tested against autograd of the formula (``rms_norm_autograd``);
 - ``SwiGLU`` (``mlp="swiglu"``): down(silu(gate(x)) * up(x)), three matrices;
 - rotary position embeddings (``position="rope"``): rotate queries and keys by position-dependent
   angles instead of adding a learned position vector; ``rope_theta`` is the base period;
