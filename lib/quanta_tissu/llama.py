@@ -37,8 +37,8 @@ class RMSNormFunction(torch.autograd.Function):
 
     With xhat = x * r, r = 1 / sqrt(mean(x^2) + eps) and g = dL/dy * weight, over the last axis:
         dL/dx = r * (g - xhat * mean(g * xhat)),   dL/dweight = sum over (B, T) of dL/dy * xhat.
-    The same numbers as ``rms_norm_autograd`` in about half the time: autograd would replay six
-    small operations, each a pass over the (B, T, C) activations."""
+    The same numbers as ``rms_norm_autograd`` (up to rounding) in less time: autograd would replay
+    six small operations, each a pass over the (B, T, C) activations (chapter 08 times both)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
