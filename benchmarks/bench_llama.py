@@ -8,9 +8,9 @@ Parts (run one, or ``all``):
   Llama preset (``GPTConfig.shakespeare_llama`` + ``TrainConfig.shakespeare_llama``) for the same
   wall-clock time, side by side: the vanilla trains a chunk of ``--chunk`` steps, then the Llama trains
   until its time catches up, so both see the same machine load (``--chunk 0``: the vanilla's whole run
-  first, then the Llama's, the protocol of the first runs). Prints both validation losses and checks the
-  Llama one is >= 0.25 nats lower; writes ``versus.json`` and appends the run to ``versus_runs.jsonl``
-  (every run is kept).
+  first, then the Llama's, the protocol of the first runs; ``--seed`` seeds both). Prints both validation
+  losses and checks the Llama one is >= 0.25 nats lower; writes ``versus.json`` and appends the run to
+  ``versus_runs.jsonl`` (every run is kept).
 - ``best``: the course's best validation loss in 10 minutes of training on 2 cores
   (``GPTConfig.shakespeare_llama_10min``); nanoGPT's GPU figure for this dataset is 1.47.
 - ``probe``: one run of the Llama preset for ``--seconds`` (or ``--steps``) with ``--model k=v`` /
@@ -144,7 +144,8 @@ def part_ablation(data_dir, args) -> bool:
 
 def part_versus(data_dir, args) -> bool:
     vanilla_cfg, llama_cfg = GPTConfig.shakespeare_char(), GPTConfig.shakespeare_llama()
-    vanilla_train, llama_train = TrainConfig.shakespeare_char(eval_every=10**9), TrainConfig.shakespeare_llama(eval_every=10**9)
+    vanilla_train = TrainConfig.shakespeare_char(eval_every=10**9, seed=args.seed)
+    llama_train = TrainConfig.shakespeare_llama(eval_every=10**9, seed=args.seed)
     labels = "vanilla GPT, nanoGPT's CPU recipe", "Llama preset, same wall time"
     if args.chunk:  # side by side
         vanilla, llama = train_side_by_side(
@@ -164,7 +165,7 @@ def part_versus(data_dir, args) -> bool:
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
            "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other",
-           "llama_code": LLAMA_CODE}
+           "llama_code": LLAMA_CODE, "seed": args.seed}
     with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
         f.write(json.dumps(run) + "\n")
     return ok
@@ -257,6 +258,8 @@ def main():
                              "pace: interleaved rounds (default 220); noise: steps per run (default 2200)")
     parser.add_argument("--chunk", type=int, default=100,
                         help="versus: vanilla steps per turn, side by side (0: one run after the other)")
+    parser.add_argument("--seed", type=int, default=1337,
+                        help="versus: the seed of both models' weights and batches (the course's is 1337)")
     parser.add_argument("--minutes", type=float, default=10.0, help="best: training minutes")
     parser.add_argument("--seconds", type=float, default=144.0, help="probe: training seconds")
     parser.add_argument("--model", nargs="*", default=[],
