@@ -16,12 +16,14 @@ Parts (run one, or ``all``):
 - ``probe``: one run of the Llama preset for ``--seconds`` (or ``--steps``) with ``--model k=v`` /
   ``--train k=v`` overrides; appends its row to ``benchmarks/results/probes.jsonl`` (the tuning log).
 - ``pace``: milliseconds per step of the vanilla GPT, the Llama preset and variants (``--model "k=v k=v"``
-  per variant), their steps interleaved so that all see the same load; writes ``pace.json``.
+  per variant; model or recipe keys), their steps interleaved so that all see the same load; writes ``pace.json``.
 - ``noise``: the preset trained for ``--steps`` (default 2200) from the usual seed, again with RMSNorm's
   backward by autograd (equal up to rounding), and from two other seeds; writes ``noise.json``: how far
   a single run's end point moves for reasons other than the recipe.
+- ``schedule``: the preset with chapter 07's cosine and with the warmup-stable-decay schedule, the same
+  ``--steps`` (default 2200) from three seeds each; writes ``schedule.json``.
 Validation losses are averaged over the same 200 batches of 32 windows for every model.
-Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,noise,all} [--threads 2] [--steps N]
+Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,noise,schedule,all} [--threads 2] [--steps N]
 """
 import argparse
 import ast
@@ -68,7 +70,7 @@ def seeded_trainer(model_cfg, train_cfg, data, **overrides) -> Trainer:
 
 
 def size_schedule(trainer: Trainer, budget_s: float, elapsed_s: float) -> None:
-    """Set the cosine's length to the steps that fit in ``budget_s`` at the pace so far, so the learning
+    """Set the schedule's length to the steps that fit in ``budget_s`` at the pace so far, so the learning
     rate reaches its minimum as the time runs out."""
     if trainer.step >= FIRST_ESTIMATE:
         trainer.cfg.max_steps = max(trainer.step + 1, int(trainer.step * budget_s / elapsed_s))
@@ -165,7 +167,7 @@ def part_versus(data_dir, args) -> bool:
            "budget_s": vanilla["wall_s"], "vanilla_val": vanilla["val"], "llama_params": llama["params"],
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
            "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other",
-           "llama_code": LLAMA_CODE, "seed": args.seed}
+           "llama_code": LLAMA_CODE, "seed": args.seed, "schedule": llama_train.schedule}
     with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
         f.write(json.dumps(run) + "\n")
     return ok
@@ -173,7 +175,8 @@ def part_versus(data_dir, args) -> bool:
 
 def preset_summary(cfg, train_cfg) -> str:
     return (f"{cfg.n_layer}x{cfg.n_embd}, {cfg.n_head} heads, {cfg.n_kv_heads} kv heads, batch {train_cfg.batch_size}, "
-            f"lr {train_cfg.lr:g}, warmup {train_cfg.warmup}, weight decay {train_cfg.weight_decay:g}")
+            f"lr {train_cfg.lr:g}, warmup {train_cfg.warmup}, weight decay {train_cfg.weight_decay:g}, "
+            + (f"wsd (cooldown {train_cfg.cooldown:g})" if train_cfg.schedule == "wsd" else "cosine"))
 
 
 def part_best(data_dir, args) -> bool:
@@ -203,11 +206,15 @@ def part_probe(data_dir, args) -> bool:
 
 def part_pace(data_dir, args) -> bool:
     """Milliseconds per training step of Llama variants against the vanilla GPT, their steps interleaved so
-    that every model sees the same machine load; ``--model`` overrides name the variants (a|b|c)."""
+    that every model sees the same machine load; ``--model`` overrides name the variants, one quoted "k=v k=v"
+    string each (a TrainConfig key such as batch_size changes the variant's recipe)."""
     variants = {"vanilla GPT": (GPTConfig.shakespeare_char(), TrainConfig.shakespeare_char())}
-    for spec in ["", *args.model]:
-        variants[f"Llama preset {spec}".strip()] = (GPTConfig.shakespeare_llama(**_parse(spec.split())),
-                                                     TrainConfig.shakespeare_llama())
+    for spec in ["", *args.model]:  # a key of TrainConfig (batch_size) goes to the recipe, the others to the model
+        pairs = _parse(spec.split())
+        train = {k: v for k, v in pairs.items() if k in TrainConfig.__dataclass_fields__}
+        model = {k: v for k, v in pairs.items() if k not in train}
+        variants[f"Llama preset {spec}".strip()] = (GPTConfig.shakespeare_llama(**model),
+                                                     TrainConfig.shakespeare_llama(**train))
     trainers = {k: Trainer(GPT(m), TokenData(data_dir, m.block_size), t) for k, (m, t) in variants.items()}
     rounds, warmup = args.steps or 220, 20  # the warm-up rounds are not timed
     seconds = dict.fromkeys(trainers, 0.0)
@@ -240,8 +247,27 @@ def part_noise(data_dir, args) -> bool:
                 norm.forward = lambda x, norm=norm: rms_norm_autograd(x, norm.weight, norm.eps)
         start = time.perf_counter()
         trainer.fit()
-        rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "rmsnorm_backward": backward}
+        rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "rmsnorm_backward": backward,
+                       "schedule": train_cfg.schedule}
     (RESULTS / "noise.json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=1))
+    return True
+
+
+def part_schedule(data_dir, args) -> bool:
+    """Chapter 07's cosine against warmup-stable-decay on the preset: the same steps from three seeds each. The
+    comparison is paired by seed, since another seed moves a run by more than the schedule does (``noise``)."""
+    cfg = GPTConfig.shakespeare_llama()
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=args.steps or 2200)
+    rows = {}
+    for seed in (train_cfg.seed, train_cfg.seed + 1, train_cfg.seed + 2):
+        for schedule in ("cosine", "wsd"):
+            label = f"seed {seed}, {schedule}"
+            trainer = seeded_trainer(cfg, train_cfg, TokenData(data_dir, cfg.block_size), seed=seed, schedule=schedule)
+            start = time.perf_counter()
+            trainer.fit()
+            rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "schedule": schedule}
+    (RESULTS / "schedule.json").write_text(json.dumps({"rows": rows, "train": train_cfg.__dict__, "machine": machine()},
+                                                      indent=1))
     return True
 
 
@@ -251,11 +277,11 @@ def _parse(pairs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "noise", "all"])
+    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "noise", "schedule", "all"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=0,
                         help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds; "
-                             "pace: interleaved rounds (default 220); noise: steps per run (default 2200)")
+                             "pace: interleaved rounds (default 220); noise, schedule: steps per run (default 2200)")
     parser.add_argument("--chunk", type=int, default=100,
                         help="versus: vanilla steps per turn, side by side (0: one run after the other)")
     parser.add_argument("--seed", type=int, default=TrainConfig().seed,

@@ -47,6 +47,41 @@ def test_cosine_schedule():
     assert lrs[100] == lrs[119] == 0.1 and all(np.diff(lrs[10:101]) <= 1e-12)
 
 
+def test_wsd_schedule():
+    lrs = [optim.wsd_lr(s, 1.0, 0.1, 10, 100, cooldown=0.4) for s in range(120)]
+    assert lrs[:10] == [optim.cosine_lr(s, 1.0, 0.1, 10, 100) for s in range(10)]  # the same warmup
+    assert lrs[10:60] == [1.0] * 50 and lrs[60] == 1.0  # flat until the last 40 steps
+    assert lrs[80] == pytest.approx(1.0 - 0.9 * 20 / 40)  # halfway down the straight line
+    assert lrs[100] == lrs[119] == 0.1 and all(np.diff(lrs[10:101]) <= 1e-12)
+    assert optim.wsd_lr(10, 1.0, 0.1, 10, 100, cooldown=1.0) == 1.0  # the cooldown never starts inside warmup
+
+
+@pytest.mark.parametrize("warmup, total, cooldown, floor", [(10, 100, 0.4, 0.1), (20, 2200, 0.4, 0.1), (5, 37, 0.25, 0.0)])
+def test_wsd_matches_transformers_after_warmup(warmup, total, cooldown, floor):
+    """transformers' get_wsd_schedule with linear decay; its warmup starts at 0 and ours at lr / warmup (nanoGPT's)."""
+    transformers = pytest.importorskip("transformers")
+    decay_start = total - round(cooldown * total)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ref = transformers.get_wsd_schedule(opt, num_warmup_steps=warmup, num_stable_steps=decay_start - warmup,
+                                        num_decay_steps=total - decay_start, decay_type="linear", min_lr_ratio=floor)
+    theirs = [ref.lr_lambda(s) if hasattr(ref, "lr_lambda") else ref.lr_lambdas[0](s) for s in range(total + 5)]
+    ours = [optim.wsd_lr(s, 1.0, floor, warmup, total, cooldown) for s in range(total + 5)]
+    assert ours[warmup:] == pytest.approx(theirs[warmup:], abs=1e-12)
+
+
+def test_trainer_follows_the_configured_schedule(token_dir):
+    wsd = make_trainer(token_dir, schedule="wsd", cooldown=0.5, max_steps=12, warmup=2)
+    assert [wsd.lr_at(s) for s in range(12)] == [optim.wsd_lr(s, wsd.cfg.lr, wsd.cfg.min_lr, 2, 12, 0.5) for s in range(12)]
+    wsd.fit(progress=False)
+    assert wsd.history.lr == [wsd.lr_at(s) for s in range(12)]
+    cos = make_trainer(token_dir, max_steps=12, warmup=2)
+    assert cos.cfg.schedule == "cosine" and cos.lr_at(7) == optim.cosine_lr(7, cos.cfg.lr, cos.cfg.min_lr, 2, 12)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        trainer.TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="cooldown is a fraction"):
+        trainer.TrainConfig(schedule="wsd", cooldown=40)
+
+
 def test_clip_grad_norm_matches_torch():
     torch.manual_seed(0)
     a, b = torch.nn.Linear(6, 6), torch.nn.Linear(6, 6)

@@ -4,7 +4,7 @@ Modules:
 - ``data``: a corpus tokenized once into ``train.bin`` / ``val.bin`` of token ids, read through
   ``numpy.memmap``; random contiguous batches from a seeded generator.
 - ``optim``: AdamW written from scratch (checked step for step against ``torch.optim.AdamW``),
-  the warmup + cosine learning-rate schedule, and gradient-norm clipping.
+  the warmup + cosine learning-rate schedule (and warmup-stable-decay, chapter 08), and gradient-norm clipping.
 - ``checkpoint``: model, optimizer, step, data position and RNG states, written atomically;
   resuming continues exactly where the run stopped.
 - ``trainer``: ``TrainConfig`` (with presets) and the loop: gradient accumulation, clipping,

@@ -1,4 +1,4 @@
-"""AdamW from scratch, the learning-rate schedule and gradient clipping (chapter 07).
+"""AdamW from scratch, the learning-rate schedules and gradient clipping (chapter 07; ``wsd_lr``: chapter 08).
 
 AdamW (Loshchilov & Hutter, 2019), as torch.optim.AdamW computes it (tested step for step):
     p <- p - lr * wd * p                          (decoupled weight decay, before the Adam step)
@@ -53,6 +53,26 @@ def cosine_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int) 
         return min_lr
     ratio = (step - warmup) / max(1, total - warmup)
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * ratio))
+
+
+def wsd_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int, cooldown: float = 0.4) -> float:
+    """Warmup-stable-decay (MiniCPM, Hu et al. 2024; Hagele et al. 2024): ``cosine_lr``'s linear warmup, then
+    ``max_lr`` held flat, then a straight line down to ``min_lr`` over the last ``cooldown`` of the steps.
+
+    lr(s) = max_lr * (s + 1) / warmup                            for s < warmup
+          = max_lr                                               for warmup <= s < d,  d = max(warmup, total - round(cooldown * total))
+          = max_lr + (min_lr - max_lr) * (s - d) / (total - d)   for d <= s < total
+          = min_lr                                               for s >= total
+    The length of the run matters only once the cooldown starts; a cosine needs it from the first step.
+    """
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    decay_start = max(warmup, total - round(cooldown * total))
+    if step < decay_start:
+        return max_lr
+    return max_lr + (min_lr - max_lr) * (step - decay_start) / max(1, total - decay_start)
 
 
 def clip_grad_norm(parameters, max_norm: float) -> float:

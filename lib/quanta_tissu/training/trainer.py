@@ -1,4 +1,4 @@
-"""The training loop (chapter 07): AdamW, warmup + cosine schedule, accumulation, clipping,
+"""The training loop (chapter 07): AdamW, warmup + cosine schedule (or WSD, chapter 08), accumulation, clipping,
 evaluation, checkpoints with exact resume, a progress bar and a JSON-lines metrics file."""
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from tqdm.auto import tqdm
 from ..gpt import GPT, GPTConfig
 from . import checkpoint
 from .data import TokenData
-from .optim import cosine_lr
+from .optim import cosine_lr, wsd_lr
+
+
+SCHEDULES = ("cosine", "wsd")  # the learning-rate shapes TrainConfig.schedule names
 
 
 @dataclass
@@ -24,8 +27,10 @@ class TrainConfig:
     batch_size: int = 12  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size * grad_accum)
     lr: float = 1e-3  # peak learning rate, reached after warmup
-    min_lr: float = 1e-4  # learning rate at the end of the cosine decay
+    min_lr: float = 1e-4  # learning rate at the end of the decay
     warmup: int = 100  # steps of linear warmup
+    schedule: str = "cosine"  # after warmup: "cosine" decay (chapter 07) or "wsd", flat then a linear cooldown (chapter 08)
+    cooldown: float = 0.4  # "wsd" only: the fraction of max_steps spent decaying to min_lr
     weight_decay: float = 0.1  # AdamW decay, applied to matrices only (not biases, gains, embeddings' norms)
     betas: tuple = (0.9, 0.99)  # AdamW moment decay rates
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
@@ -38,6 +43,10 @@ class TrainConfig:
         for f in ("max_steps", "batch_size", "grad_accum", "eval_iters"):
             if getattr(self, f) < 1:
                 raise ValueError(f"TrainConfig.{f} must be >= 1, got {getattr(self, f)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 < self.cooldown <= 1.0:
+            raise ValueError(f"TrainConfig.cooldown is a fraction of the steps, in (0, 1]; got {self.cooldown}")
         if self.warmup > self.max_steps:
             raise ValueError(f"TrainConfig.warmup ({self.warmup}) exceeds max_steps ({self.max_steps})")
         self.betas = tuple(self.betas)
@@ -50,7 +59,7 @@ class TrainConfig:
     def shakespeare_llama(cls, **overrides) -> "TrainConfig":
         """Tuned for GPTConfig.shakespeare_llama in nanoGPT's CPU wall time (chapter 08)."""
         return cls(**{**dict(max_steps=2000, batch_size=24, lr=5e-3, min_lr=5e-4, warmup=20, weight_decay=0.0,
-                             betas=(0.9, 0.95)),
+                             betas=(0.9, 0.95), schedule="wsd", cooldown=0.4),
                       **overrides})
 
     @classmethod
@@ -100,9 +109,16 @@ class Trainer:
         self.step = 0
         self.history = History()
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of ``step``, by the config's schedule."""
+        c = self.cfg
+        if c.schedule == "wsd":
+            return wsd_lr(step, c.lr, c.min_lr, c.warmup, c.max_steps, c.cooldown)
+        return cosine_lr(step, c.lr, c.min_lr, c.warmup, c.max_steps)
+
     # -- one step ---------------------------------------------------------------------------
     def train_step(self) -> float:
-        lr = cosine_lr(self.step, self.cfg.lr, self.cfg.min_lr, self.cfg.warmup, self.cfg.max_steps)
+        lr = self.lr_at(self.step)  # cosine_lr unless the config names another schedule
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
