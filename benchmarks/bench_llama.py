@@ -64,9 +64,11 @@ FIRST_ESTIMATE = 20  # steps taken before the pace is trusted to size the schedu
 
 
 def seeded_trainer(model_cfg, train_cfg, data, **overrides) -> Trainer:
-    """A fresh model and trainer; seeded first, so a config always starts from the same weights."""
-    torch.manual_seed(train_cfg.seed)
-    return Trainer(GPT(model_cfg), data, TrainConfig(**{**train_cfg.__dict__, **overrides}))
+    """A fresh model and trainer; seeded first, so a config always starts from the same weights. The seed is
+    the recipe's after ``overrides``: it draws both the initial weights and the batches."""
+    cfg = TrainConfig(**{**train_cfg.__dict__, **overrides})
+    torch.manual_seed(cfg.seed)
+    return Trainer(GPT(model_cfg), data, cfg)
 
 
 def size_schedule(trainer: Trainer, budget_s: float, elapsed_s: float) -> None:
@@ -247,8 +249,8 @@ def part_noise(data_dir, args) -> bool:
                 norm.forward = lambda x, norm=norm: rms_norm_autograd(x, norm.weight, norm.eps)
         start = time.perf_counter()
         trainer.fit()
-        rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "rmsnorm_backward": backward,
-                       "schedule": train_cfg.schedule}
+        rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "init_seed": seed,
+                       "rmsnorm_backward": backward, "schedule": train_cfg.schedule}
     (RESULTS / "noise.json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=1))
     return True
 
