@@ -31,3 +31,10 @@ def apply_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
 def repeat_kv(kv: torch.Tensor, n_rep: int) -> torch.Tensor:
     """kv: (B, KV, T, D) -> (B, KV * n_rep, T, D), so that query head h reads key/value head h // n_rep."""
     raise NotImplementedError
+
+
+def wsd_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int, cooldown: float) -> float:
+    """Warmup-stable-decay: for step < warmup, max_lr * (step + 1) / warmup (chapter 07's warmup); then max_lr
+    until d = max(warmup, total - round(cooldown * total)); then a straight line from max_lr at step d to
+    min_lr at step total; min_lr from step total on."""
+    raise NotImplementedError

@@ -25,3 +25,14 @@ def apply_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
 def repeat_kv(kv: torch.Tensor, n_rep: int) -> torch.Tensor:
     """(B, KV, T, D) -> (B, KV * n_rep, T, D): each kv head copied n_rep times in a row."""
     return kv.repeat_interleave(n_rep, dim=1)
+
+
+def wsd_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int, cooldown: float) -> float:
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    d = max(warmup, total - round(cooldown * total))  # the cooldown's first step
+    if step < d:
+        return max_lr
+    return max_lr + (min_lr - max_lr) * (step - d) / (total - d)

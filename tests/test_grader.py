@@ -76,8 +76,12 @@ LLAMA_MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its fee
            "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
            "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
            "    return apply_rope_interleaved(x, theta)\n"
-           "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n",
-           {"rms_norm": "LayerNorm", "swiglu": "swapped", "apply_rope": "interleaved", "repeat_kv": "tiled"}),
+           "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n"
+           "def wsd_lr(step, max_lr, min_lr, warmup, total, cooldown):\n"
+           "    from quanta_tissu.training.optim import wsd_lr\n"
+           "    return wsd_lr(step, max_lr, min_lr, warmup, total, 1 - cooldown)\n",
+           {"rms_norm": "LayerNorm", "swiglu": "swapped", "apply_rope": "interleaved", "repeat_kv": "tiled",
+            "wsd_lr": "last* steps"}),
     "09": ("def split_qkv(w, n_head, n_kv_heads):\n    return tuple(w.chunk(3))\n"
            "def hf_to_course(state, n_layer):\n    return dict(state)\n"
            "def interleaved_to_rotate_half(w, n_heads):\n"

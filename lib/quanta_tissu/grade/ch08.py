@@ -1,8 +1,11 @@
-"""Checks for chapter 08's exercises (Llama-fication), against ``qt.llama``."""
+"""Checks for chapter 08's exercises (Llama-fication), against ``qt.llama`` and ``qt.training.optim``."""
+import math
+
 import torch
 import torch.nn.functional as F
 
 from ..llama import RMSNorm, SwiGLU, apply_rope, apply_rope_interleaved, rope_cache
+from ..training import optim
 from .core import CheckFailed, assert_close
 
 
@@ -69,9 +72,28 @@ def check_repeat_kv(fn) -> str:
     return msg
 
 
+def check_wsd_lr(fn) -> str:
+    args = (1e-3, 1e-4, 10, 100, 0.4)  # max_lr, min_lr, warmup, total, cooldown: flat from 10 to 60, then down
+    for step in [0, 9, 10, 35, 59, 60, 61, 80, 99, 100, 150]:
+        expected, got = optim.wsd_lr(step, *args), fn(step, *args)
+        if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-15):
+            continue
+        where = f"wsd_lr(step={step}, max 1e-3, min 1e-4, warmup 10, total 100, cooldown 0.4)"
+        if math.isclose(got, optim.cosine_lr(step, *args[:4]), rel_tol=1e-6):
+            raise CheckFailed(f"{where} is the cosine's value: between warmup and cooldown the rate stays at max_lr")
+        if math.isclose(got, optim.wsd_lr(step, *args[:4], 1 - args[4]), rel_tol=1e-6):
+            raise CheckFailed(f"{where}: your cooldown lasts 60% of the steps; cooldown is the fraction of the *last* "
+                              "steps spent decaying (d = total - round(cooldown * total))")
+        if math.isclose(got, optim.wsd_lr(step, 1e-3, 0.0, *args[2:]), rel_tol=1e-6):
+            raise CheckFailed(f"{where}: your line ends at 0; it must end at min_lr")
+        raise CheckFailed(f"{where}: expected {expected:.6g}, got {got:.6g}")
+    return "right during warmup, the flat phase, the cooldown and after the end"
+
+
 CHECKS = {
     "rms_norm": check_rms_norm,
     "swiglu": check_swiglu,
     "apply_rope": check_apply_rope,
     "repeat_kv": check_repeat_kv,
+    "wsd_lr": check_wsd_lr,
 }
