@@ -111,8 +111,9 @@ def train_side_by_side(vanilla: Trainer, llama: Trainer, chunk: int, labels) -> 
     return _row(labels[0], vanilla, spent["vanilla"]), _row(labels[1], llama, spent["llama"])
 
 
-def train_steps(model_cfg, train_cfg, data, label: str) -> dict:
-    trainer = seeded_trainer(model_cfg, train_cfg, data)
+def train_steps(model_cfg, train_cfg, data, label: str, **overrides) -> dict:
+    """Train the recipe's ``max_steps`` (after ``overrides``, as in ``seeded_trainer``) and time them."""
+    trainer = seeded_trainer(model_cfg, train_cfg, data, **overrides)
     start = time.perf_counter()
     trainer.fit()
     return _row(label, trainer, time.perf_counter() - start)
@@ -196,7 +197,7 @@ def part_probe(data_dir, args) -> bool:
     train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, **_parse(args.train))
     label, data = f"probe {args.model} {args.train}", TokenData(data_dir, cfg.block_size)
     if args.steps:  # a fixed step count: comparable even when the machine is shared
-        row = train_steps(cfg, TrainConfig(**{**train_cfg.__dict__, "max_steps": args.steps}), data, label)
+        row = train_steps(cfg, train_cfg, data, label, max_steps=args.steps)
     else:
         row = train_for(cfg, train_cfg, data, args.seconds, label)
     row.update(model=cfg.to_dict(), train={**train_cfg.__dict__, "max_steps": row["steps"]},
@@ -264,10 +265,8 @@ def part_schedule(data_dir, args) -> bool:
     for seed in (train_cfg.seed, train_cfg.seed + 1, train_cfg.seed + 2):
         for schedule in ("cosine", "wsd"):
             label = f"seed {seed}, {schedule}"
-            trainer = seeded_trainer(cfg, train_cfg, TokenData(data_dir, cfg.block_size), seed=seed, schedule=schedule)
-            start = time.perf_counter()
-            trainer.fit()
-            rows[label] = {**_row(label, trainer, time.perf_counter() - start), "seed": seed, "schedule": schedule}
+            row = train_steps(cfg, train_cfg, TokenData(data_dir, cfg.block_size), label, seed=seed, schedule=schedule)
+            rows[label] = {**row, "seed": seed, "schedule": schedule}
     (RESULTS / "schedule.json").write_text(json.dumps({"rows": rows, "train": train_cfg.__dict__, "machine": machine()},
                                                       indent=1))
     return True
