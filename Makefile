@@ -10,12 +10,14 @@ STAMP := $(VENV)/.installed
 BOOK_FLAGS := --all -W -n --keep-going
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: help install assets book book-stored test unit nbval browser lab clean
+.PHONY: help install assets book book-stored test unit nbval browser execute lab clean
 
 help:
 	@echo "make book   build the executed HTML book in _build/html (creates .venv if missing)"
-	@echo "make test   unit tests, exercise checks, nbval over every chapter, strict book build, browser check"
+	@echo "make test   unit tests, exercise checks, every chapter's quick papermill run, nbval over every chapter,"
+	@echo "            strict book build, browser check; with an empty temporary course cache"
 	@echo "make lab    JupyterLab on the course"
+	@echo "make execute [NB=chapters/07_training.ipynb]  re-execute chapters in place (all by default)"
 	@echo "make clean  remove _build (keeps .venv)"
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
@@ -50,11 +52,18 @@ book-stored: install assets
 	grep -q 'execute_notebooks: "off"' .config.stored.yml || { echo "_config.yml lost 'execute_notebooks: force'"; exit 1; }
 	jupyter-book build . --config .config.stored.yml $(BOOK_FLAGS)
 
+# `make test` is always a learner's first run: an empty, temporary course cache (QUANTA_TISSU_CACHE), so nothing
+# passes only because an earlier run left a trained model or tokenizer behind.
 test: install assets
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory nbval
-	$(MAKE) --no-print-directory book-stored
-	$(MAKE) --no-print-directory browser
+	export QUANTA_TISSU_CACHE="$$(mktemp -d -t qt-cache-XXXXXX)"; trap 'rm -rf "$$QUANTA_TISSU_CACHE"' EXIT; \
+	echo "course cache for this run: $$QUANTA_TISSU_CACHE (empty)"; \
+	$(MAKE) --no-print-directory unit nbval book-stored browser
+
+# Re-execute chapters in place after a change, storing their outputs: make execute NB="chapters/07_training.ipynb"
+NB ?= $(wildcard chapters/[0-9][0-9]_*.ipynb)
+execute: install
+	for nb in $(NB); do echo "executing $$nb"; \
+	  jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb"; done
 
 lab: install
 	jupyter lab

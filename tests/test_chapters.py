@@ -1,5 +1,6 @@
 """Every chapter follows the course's template; nbval (make nbval) re-executes them."""
 import json
+import re
 
 import pytest
 import yaml
@@ -102,3 +103,76 @@ def test_displayed_lib_source_is_current(path):
         if qt.show_source(obj)._repr_markdown_() != code:  # the code and its file and line numbers
             stale.append(name)
     assert not stale, f"{path.name} shows outdated source of {stale}: re-execute the chapter"
+
+
+# -- stored outputs that reproduce on any machine -------------------------------------------------------
+# A measured difference printed in scientific notation (2.1e-07) or a figure with five or more decimals
+# (1.58241) has digits that another CPU's kernels or thread count change. Print a bound ("< 1e-6") or a
+# stable rounding, assert the real tolerance in the cell, or tag the cell nbval-ignore-output.
+_VOLATILE = re.compile(r"(?<![\w.=])(?<![<≤]\s)(?<![<≤])(\d\.\d+e-\d+|\d+\.\d{5,})(?![\w.])")
+
+
+def _checked_text_outputs(nb):
+    """(cell index, text) of every output nbval compares, leaving out displayed lib source."""
+    for i, cell in enumerate(nb["cells"]):
+        tags = cell["metadata"].get("tags", [])
+        if cell["cell_type"] != "code" or {"nbval-ignore-output", "nbval-skip"} & set(tags):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text = "".join(out.get("text", "")) + "".join(data.get("text/markdown", ""))
+            if "text/markdown" not in data and "image/png" not in data:
+                text += "".join(data.get("text/plain", ""))
+            if not text.startswith("**qt."):  # qt.show_source: code, not measurements
+                yield i, text
+
+
+def volatile_figures(nb):
+    return [(i, m.group(0), text[max(0, m.start() - 40):m.end()].replace("\n", " "))
+            for i, text in _checked_text_outputs(nb) for m in _VOLATILE.finditer(text)]
+
+
+def test_volatile_figure_scan_catches_what_it_should():
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [{"output_type": "stream", "name": "stdout", "text": ""}]}
+    def found(text):
+        cell["outputs"][0]["text"] = text
+        return [f for _, f, _ in volatile_figures({"cells": [cell]})]
+    assert found("max logit difference 2.1e-07") == ["2.1e-07"]
+    assert found("loss ours 1.58241, theirs 1.58241") == ["1.58241", "1.58241"]
+    assert found("difference < 1e-6, loss 1.5824, norm_eps=1e-05, lr 3e-3, error ≤ 2.5e-07") == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_stored_outputs_hold_no_machine_dependent_figures(path):
+    found = volatile_figures(load(path))
+    assert not found, (f"{path.name}: figures whose digits depend on the CPU and thread count, in outputs nbval "
+                       f"compares (cell, figure, context): {found}. Print a bound or a stable rounding and assert "
+                       f"the tolerance, or tag the cell nbval-ignore-output.")
+
+
+def _literals(source: str, call: str | None = None) -> dict:
+    """Assignments of a parameters cell, or the keyword arguments of ``call(...)``, as Python values."""
+    import ast
+
+    tree = ast.parse(source)
+    if call:
+        node = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == call)
+        return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                vals = node.value.elts if isinstance(target, ast.Tuple) else [node.value]
+                values.update({n.id: ast.literal_eval(v) for n, v in zip(names, vals)})
+    return values
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_defaults_repeat_the_parameters_cell(path):
+    """qt.Defaults(...) must list the parameters cell's own values, or claims would run (or skip) on the wrong run."""
+    cells = load(path)["cells"]
+    params = _literals(next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])))
+    setup = next("".join(c["source"]) for c in cells if "qt.Defaults(" in "".join(c["source"]))
+    defaults = _literals(setup, "qt.Defaults")
+    assert defaults == {k: v for k, v in params.items() if k != "threads"}, (defaults, params)

@@ -53,7 +53,7 @@ def test_pretrained_trains_once_then_loads(tiny_recipe, monkeypatch):
     model, tok = qt.pretrained("test-tiny", progress=False)
     assert model.cfg == tiny_recipe.model and tok.vocab_size == 65 and not model.training
     calls = []
-    monkeypatch.setattr(zoo, "_train", lambda *a: calls.append(a))
+    monkeypatch.setattr(zoo, "build", lambda *a: calls.append(a))
     again, _ = qt.pretrained("test-tiny", progress=False)
     assert not calls  # loaded from the cache
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
@@ -73,3 +73,34 @@ def test_pretrained_is_deterministic_and_retrains_on_a_new_recipe(tiny_recipe, m
 def test_pretrained_unknown_name():
     with pytest.raises(KeyError, match="available: \\['shakespeare-llama'\\]"):
         qt.pretrained("gpt-5")
+    from quanta_tissu.__main__ import main
+
+    assert main(["zoo", "build", "gpt-5"]) == 2  # the command line names it too, no traceback
+
+
+@pytest.mark.parametrize("name", sorted(zoo.RECIPES))
+def test_every_recipe_ships_its_current_weights(name):
+    """A changed recipe must be rebuilt (python -m quanta_tissu zoo build NAME) and shipped again."""
+    config = qt.training.checkpoint.read_config(zoo.shipped_dir(name))  # checks the manifest's sizes too
+    assert config["recipe"] == zoo.RECIPES[name].fingerprint(), f"rebuild: python -m quanta_tissu zoo build {name}"
+    assert not (zoo.shipped_dir(name) / "state.pt").exists()  # weights only
+
+
+def test_pretrained_loads_the_shipped_weights_without_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("QUANTA_TISSU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(zoo, "build", lambda *a, **k: pytest.fail("the shipped checkpoint should load, not train"))
+    model, tok = qt.pretrained("shakespeare-llama", progress=False)
+    assert model.cfg == zoo.RECIPES["shakespeare-llama"].model and tok.vocab_size == 65
+    assert not (tmp_path / "cache").exists()
+
+
+def test_retraining_the_course_checkpoint_reproduces_its_validation_loss(tmp_path, shakespeare_ids):
+    """The slow check behind shipping weights: the recipe, run here, lands within RETRAIN_TOLERANCE (about a minute)."""
+    from quanta_tissu.training import checkpoint
+
+    shipped = checkpoint.read_config(zoo.shipped_dir("shakespeare-llama"))["validation_loss"]
+    model, _ = checkpoint.load_model(zoo.shipped_dir("shakespeare-llama"))
+    assert abs(zoo.validation_loss(model) - shipped) < 1e-4  # the measure itself reproduces
+    folder = zoo.build("shakespeare-llama", tmp_path / "retrained", progress=False)
+    retrained = checkpoint.read_config(folder)["validation_loss"]
+    assert abs(retrained - shipped) < zoo.RETRAIN_TOLERANCE, (retrained, shipped)

@@ -24,9 +24,11 @@ _SUBMODULES = {
 _SHORTCUTS = {
     "load_text": "data",
     "setup": "runtime",
+    "Defaults": "runtime",
     "seed_everything": "runtime",
     "show_source": "show",
     "table": "show",
+    "below": "show",
     "CharTokenizer": "tokenizer",
     "BasicBPE": "bpe",
     "RegexBPE": "bpe",

@@ -138,6 +138,16 @@ def _generate(args) -> int:
     return 0
 
 
+def _zoo_build(args) -> int:
+    from . import runtime, zoo
+
+    runtime.set_threads(args.threads)  # the recipe seeds itself
+    folder = zoo.build(args.name, args.out or zoo.shipped_dir(args.name))
+    config = json.loads((folder / "config.json").read_text())
+    print(f"{args.name}: validation loss {config['validation_loss']:.4f}; weights in {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m quanta_tissu", description="QuantaTissu course tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=1337)
     gen.set_defaults(func=_generate)
+
+    zoo = commands.add_parser("zoo", help="course checkpoints").add_subparsers(dest="action", required=True)
+    build = zoo.add_parser("build", help="train a course checkpoint from its recipe (default: refresh the lib's copy)")
+    build.add_argument("name", help="a recipe of qt.zoo.RECIPES, e.g. shakespeare-llama")
+    build.add_argument("--out", help="folder to write (default: the lib's shipped checkpoints/NAME)")
+    build.add_argument("--threads", type=int, default=2)
+    build.set_defaults(func=_zoo_build)
     return parser
 
 

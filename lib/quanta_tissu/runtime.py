@@ -8,6 +8,8 @@ Does:
 - ``set_threads(n)`` caps the math libraries' thread pools.
 - ``pick_device(prefer)`` chooses ``"cpu"`` or ``"cuda"`` (the only place that does).
 - ``setup(...)`` does all three and prints a one-line report for a chapter's first cell.
+- ``Defaults(...)`` records the parameter values a chapter's text describes, so that claims about that
+  run are checked only there (``if at_defaults:``), while claims that hold for any value always are.
 
 Does not: import torch unless asked for a device, or when torch is already loaded
 (Part I runs with NumPy alone).
@@ -102,3 +104,34 @@ def versions_line() -> str:
     if torch is not None:
         parts.append(f"torch {torch.__version__}")
     return " | ".join(parts)
+
+
+class Defaults:
+    """The parameter values a chapter's text and figures describe (its ``parameters`` cell, as stored).
+
+    A chapter asserts two kinds of claims. Some hold for any sensible parameters (a gradient check, a
+    parity test): those are plain ``assert`` statements. Others are about the default run ("validation
+    loss below 2.05 after 800 steps"): those sit under ``if at_defaults:``, where
+    ``at_defaults = qt.Defaults(steps=800, ...).match(globals())``. When papermill or a learner changes a
+    parameter, ``match`` prints which ones differ and returns False, and those claims are skipped instead of
+    failing. The test suite checks that these values equal the stored parameters cell.
+    """
+
+    def __init__(self, **values):
+        self.values = values
+
+    def changed(self, namespace: dict) -> dict:
+        """{name: current value} for every parameter that differs from its default."""
+        missing = sorted(set(self.values) - set(namespace))
+        if missing:
+            raise NameError(f"Defaults names parameters that are not defined: {missing}; run the parameters cell first")
+        return {k: namespace[k] for k, v in self.values.items() if namespace[k] != v}
+
+    def match(self, namespace: dict) -> bool:
+        """True when every listed parameter has its default value; otherwise say what differs."""
+        changed = self.changed(namespace)
+        if changed:
+            given = ", ".join(f"{k}={v!r} (default {self.values[k]!r})" for k, v in changed.items())
+            print(f"Parameters differ from the chapter's defaults: {given}. "
+                  "The claims about the default run are skipped; the others are still checked.")
+        return not changed

@@ -119,3 +119,21 @@ def token_explorer(tokenizer, text: str):
     box.observe(render, names="value")
     render()
     return widgets.VBox([box, out])
+
+
+def below(value: float, limit: float, check: bool = True) -> str:
+    """``"< 1e-7"``: a figure whose digits vary with the CPU and thread count, shown as the bound it is asserted under.
+
+    Rounding errors and parity gaps (2.1e-07 on one machine, 1.8e-07 on another) are real measurements, but a
+    stored chapter must print the same text everywhere; the claim they support is the bound, so print that and
+    check it here. Raises AssertionError, naming both numbers, when ``value`` is not below ``limit``; with
+    ``check=False`` (a claim about a chapter's default run, in another run) it shows the value instead.
+    """
+    if not value < limit:
+        if not check:
+            return f"{value:.1e} (the default run's bound: < {limit:g})"
+        raise AssertionError(f"{value:.3g} is not below the asserted bound {limit:g}")
+    if limit >= 1e-3:
+        return f"< {limit:g}"
+    mantissa, exponent = f"{limit:.0e}".split("e")
+    return f"< {mantissa}e{int(exponent)}"  # 1e-07 -> 1e-7

@@ -1,25 +1,42 @@
-"""The model zoo (chapter 08): named course checkpoints, trained here on first use, then cached.
+"""The model zoo (chapter 08): named course checkpoints, shipped with the lib, reproducible from a recipe.
 
-Does: ``pretrained(name)`` returns ``(model, tokenizer)`` for a named recipe. The first call trains
-the recipe with chapter 07's ``Trainer`` (seeded: the same machine and thread count give the same
-weights) and saves it in the course's one checkpoint format under the user cache,
-``<cache>/pretrained/<name>/``. Later calls only load it. The recipe's fingerprint is saved with the
-weights, so a changed recipe (or corpus) trains again instead of loading stale weights.
-Does not: download weights (there are none to download: every course checkpoint is trained from
-the corpus on the learner's machine), or train on a GPU unless ``device`` says so.
+Does:
+- ``pretrained(name)`` returns ``(model, tokenizer)`` for a named recipe. The weights of every recipe in
+  ``RECIPES`` ship with the lib, in ``quanta_tissu/checkpoints/<name>/`` (the course's checkpoint format,
+  weights only: about 1.2 MB for ``shakespeare-llama``), so loading one reads no cache and trains nothing.
+- ``build(name, folder)`` trains a recipe from its seed with chapter 07's ``Trainer`` and writes the shipped
+  form (``python -m quanta_tissu zoo build NAME`` refreshes the lib's copy). The recipe's fingerprint and
+  the model's ``validation_loss`` are saved next to the weights.
+- A recipe without shipped weights (a learner's own, a test's) trains on first use into the user cache,
+  ``<cache>/pretrained/<name>/``, and loads from there afterwards; a changed recipe trains again.
+
+Why the weights ship instead of being trained on each machine: training is deterministic on one machine,
+but not across machines. Another CPU's kernels or another thread count round differently in the seventh
+digit, and a thousand steps turn that into other weights (about 0.01 nats of validation loss apart), so every
+figure and sample that a chapter prints from the checkpoint would differ from the stored book. Shipped
+weights make those outputs the same everywhere. What stays checkable is the recipe: the test suite retrains
+it and asserts that the validation loss lands within ``RETRAIN_TOLERANCE`` of the shipped one, and that the
+shipped fingerprint is the current recipe's (a changed recipe must be rebuilt and shipped again).
+
+Does not: download weights (there are none to download), or train on a GPU unless ``device`` says so.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .data import CORPORA, cache_dir
 from .gpt import GPTConfig
 from .tokenizer import CharTokenizer
 from .training.trainer import TrainConfig
+
+SHIPPED = Path(__file__).parent / "checkpoints"  # the course checkpoints committed with the lib
+RETRAIN_TOLERANCE = 0.03  # nats: how far a retrained recipe's validation loss may land from the shipped one
 
 
 @dataclass(frozen=True)
@@ -46,44 +63,97 @@ RECIPES = {
 }
 
 
+def shipped_dir(name: str) -> Path:
+    return SHIPPED / name
+
+
 def checkpoint_dir(name: str) -> Path:
+    """Where a recipe without shipped weights is trained and cached."""
     return cache_dir() / "pretrained" / name
 
 
-def pretrained(name: str = "shakespeare-llama", device: str = "cpu", progress: bool = True):
-    """(model, tokenizer) for a course checkpoint; trains and caches it on the first call."""
+class UnknownCheckpoint(KeyError, ValueError):
+    """A name that is not in ``RECIPES``."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UnknownCheckpoint(f"unknown course checkpoint {name!r}; available: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def _load_current(folder: Path, recipe: Recipe):
+    """(model, config) from ``folder`` if it holds this recipe's weights, else None."""
     from .training import checkpoint
 
-    if name not in RECIPES:
-        raise KeyError(f"unknown course checkpoint {name!r}; available: {sorted(RECIPES)}")
-    recipe, folder = RECIPES[name], checkpoint_dir(name)
     try:
         model, config = checkpoint.load_model(folder)
-        current = config.get("recipe") == recipe.fingerprint()
-    except checkpoint.CheckpointError:  # not trained yet, or a damaged cache: train (again)
-        current = False
-    if not current:
+    except checkpoint.CheckpointError:  # absent, or a damaged cache: train (again)
+        return None
+    return (model, config) if config.get("recipe") == recipe.fingerprint() else None
+
+
+def pretrained(name: str = "shakespeare-llama", device: str = "cpu", progress: bool = True):
+    """(model, tokenizer) for a course checkpoint: the shipped weights, else the cache, else train once."""
+    recipe = _recipe(name)
+    loaded = _load_current(shipped_dir(name), recipe) or _load_current(checkpoint_dir(name), recipe)
+    if loaded is None:
         if progress:
-            print(f"training the course checkpoint {name!r} once ({recipe.about}) into {folder}")
-        _train(name, recipe, folder, device, progress)
-        model, config = checkpoint.load_model(folder)
+            print(f"training the course checkpoint {name!r} once ({recipe.about}) into {checkpoint_dir(name)}")
+        build(name, checkpoint_dir(name), device, progress)
+        loaded = _load_current(checkpoint_dir(name), recipe)
+    model, config = loaded
     return model.to(device), CharTokenizer(config["tokenizer"]["chars"])
 
 
-def _train(name: str, recipe: Recipe, folder: Path, device: str, progress: bool) -> None:
-    """Train ``recipe`` from its seed; the Trainer's atomic save makes it ``folder``'s latest checkpoint."""
+def validation_loss(model, corpus: str = "tinyshakespeare") -> float:
+    """Mean next-character loss over every whole window of the corpus's validation split (deterministic)."""
+    import torch
+
+    from .data import load_text, train_val_split
+
+    text = load_text(corpus)
+    tok = CharTokenizer.from_text(text)
+    ids = torch.as_tensor(tok.encode(train_val_split(text)[1]))
+    T = model.cfg.block_size
+    n = (len(ids) - 1) // T
+    x, y = ids[:n * T].view(n, T), ids[1:n * T + 1].view(n, T)  # (n, T): consecutive windows, no overlap
+    model.eval()
+    with torch.no_grad():
+        losses = [model(x[i:i + 64], y[i:i + 64])[1].item() * len(x[i:i + 64]) for i in range(0, n, 64)]
+    return sum(losses) / n
+
+
+def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path:
+    """Train recipe ``name`` from its seed and write its weights-only checkpoint to ``folder`` (atomically)."""
     import torch
 
     from .gpt import GPT
+    from .training import checkpoint
     from .training.data import TokenData, prepare_char_corpus
     from .training.trainer import Trainer
 
-    (folder / "metrics.jsonl").unlink(missing_ok=True)  # a stale run's log, if any
+    recipe, folder = _recipe(name), Path(folder)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, tok = prepare_char_corpus(Path(tmp) / "data", recipe.corpus)
         torch.manual_seed(recipe.train.seed)  # the initial weights
         model = GPT(recipe.model)
-        extra = {"tokenizer": {"tokenizer": "char", "vocab_size": tok.vocab_size, "chars": tok.chars},
-                 "recipe": recipe.fingerprint(), "name": name}
-        data = TokenData(data_dir, recipe.model.block_size)
-        Trainer(model, data, recipe.train, folder, device, extra).fit(progress=progress)
+        Trainer(model, TokenData(data_dir, recipe.model.block_size), recipe.train, None, device).fit(progress=progress)
+        model = model.cpu()
+        config = {"model": recipe.model.to_dict(), "train": asdict(recipe.train), "name": name,
+                  "recipe": recipe.fingerprint(),
+                  "tokenizer": {"tokenizer": "char", "vocab_size": tok.vocab_size, "chars": tok.chars},
+                  "validation_loss": round(validation_loss(model, recipe.corpus), 5)}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staged, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(staged, ignore_errors=True)
+    checkpoint.save_weights(staged, model, config)  # complete before it takes the name
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staged, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder

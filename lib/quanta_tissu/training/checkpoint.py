@@ -47,6 +47,19 @@ def save(out_dir, step: int, model, config: dict, state: dict, keep: int = 2) ->
     return final
 
 
+def save_weights(folder, model, config: dict) -> Path:
+    """Write a weights-only checkpoint (no optimizer state) into the new folder ``folder``: what the zoo ships."""
+    from safetensors.torch import save_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    save_model(model, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    sizes = {f.name: f.stat().st_size for f in folder.iterdir()}
+    (folder / "manifest.json").write_text(json.dumps(sizes))  # last: its presence means complete
+    return folder
+
+
 def resolve(path) -> Path:
     """A checkpoint folder: ``path`` itself, or its ``latest`` if ``path`` is a run folder."""
     path = Path(path)
