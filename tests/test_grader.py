@@ -70,7 +70,7 @@ def test_cli_exit_code_and_json():
     assert out.returncode == 2 and "no exercises for chapter" in out.stderr
 
 
-LLAMA_MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback must contain})
+MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback must contain})
     "08": ("import torch\nimport torch.nn.functional as F\n"
            "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
            "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
@@ -88,13 +88,27 @@ LLAMA_MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its fee
            "    return w.view(-1, 2, w.shape[1]).transpose(0, 1).reshape(w.shape)\n",
            {"split_qkv": "same shape", "hf_to_course": "missing ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight'",
             "interleaved_to_rotate_half": "as one head"}),
+    "10": ("import torch\n"
+           "def top_p_filter(logits, p):\n"
+           "    probs, order = logits.softmax(-1).sort(-1, descending=True)\n"
+           "    drop = probs.cumsum(-1) > p\n"  # drops the token that crosses p
+           "    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float('-inf'))\n"
+           "def min_p_filter(logits, min_p):\n"
+           "    return logits.masked_fill(logits.softmax(-1) < min_p, float('-inf'))\n"
+           "def repetition_penalty(logits, prev_ids, penalty):\n"
+           "    seen = logits.gather(1, prev_ids)\n"
+           "    return logits.scatter(1, prev_ids, seen / penalty)\n"
+           "def positions_from_mask(mask):\n"
+           "    return torch.arange(mask.shape[1]).expand(mask.shape)\n",
+           {"top_p_filter": "crosses p", "min_p_filter": "relative to the top", "repetition_penalty": "multiply negative",
+            "positions_from_mask": "as if it ran alone"}),
 }
 
 
-@pytest.mark.parametrize("chapter", sorted(LLAMA_MISTAKES))
+@pytest.mark.parametrize("chapter", sorted(MISTAKES))
 def test_llama_mistakes_are_named(tmp_path, chapter):
-    """Chapter 08/09's classic mistakes get a message that names the mistake, not only a difference."""
-    source, expected = LLAMA_MISTAKES[chapter]
+    """Chapters 08-10's classic mistakes get a message that names the mistake, not only a difference."""
+    source, expected = MISTAKES[chapter]
     results = grade_source(tmp_path, chapter, source)
     for name, words in expected.items():
         assert words in results[name].message, (name, results[name].message)

@@ -6,6 +6,7 @@ transformers = pytest.importorskip("transformers")
 from transformers.models.llama import modeling_llama as hf_llama  # noqa: E402
 
 from quanta_tissu import llama  # noqa: E402
+from quanta_tissu.attention import Attention  # noqa: E402
 from quanta_tissu.gpt import GPT, GPTConfig  # noqa: E402
 from quanta_tissu.interop import hf_llama as interop  # noqa: E402
 
@@ -93,8 +94,8 @@ def test_gqa_attention_matches_llama_attention(kv):
     cfg = tiny_hf_config(num_key_value_heads=kv, rope_parameters={"rope_type": "default", "rope_theta": 500.0})
     cfg._attn_implementation = "eager"
     theirs = hf_llama.LlamaAttention(cfg, layer_idx=0).eval()
-    ours = llama.GroupedQueryAttention(GPTConfig.llama(n_embd=48, n_head=6, n_kv_heads=kv, block_size=32,
-                                                       rope_theta=500.0)).eval()
+    ours = Attention(GPTConfig.llama(n_embd=48, n_head=6, n_kv_heads=kv, block_size=32,
+                                     rope_theta=500.0)).eval()
     with torch.no_grad():
         ours.qkv.weight.copy_(torch.cat([theirs.q_proj.weight, theirs.k_proj.weight, theirs.v_proj.weight]))
         ours.proj.weight.copy_(theirs.o_proj.weight)

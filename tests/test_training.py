@@ -187,5 +187,12 @@ def test_cli_prepare_train_resume_generate(tmp_path, capsys):
     assert "step 6:" in capsys.readouterr().out
     assert main(["generate", "--checkpoint", run_dir, "--prompt", "KING:", "--tokens", "10"]) == 0
     assert capsys.readouterr().out.startswith("KING:")
+    knobs = ["--top-k", "5", "--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.2", "--seed", "3"]
+    assert main(["generate", "--checkpoint", run_dir, "--prompt", "KING:", "--tokens", "10", "--stream", *knobs]) == 0
+    streamed = capsys.readouterr().out
+    assert main(["generate", "--checkpoint", run_dir, "--prompt", "KING:", "--tokens", "10", *knobs]) == 0
+    assert capsys.readouterr().out == streamed  # the same seed: the stream prints the same text
+    assert main(["generate", "--checkpoint", run_dir, "--prompt", "KING:", "--tokens", "10", "--top-p", "0"]) == 2
+    assert "top_p must be in (0, 1]" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "none"), "--out", run_dir]) == 2
     assert "no prepared data" in capsys.readouterr().err

@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
-    "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting", "runtime", "show",
-    "tokenizer", "training", "zoo",
+    "attention", "bigram", "bpe", "data", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting",
+    "rope", "runtime", "sampling", "kv_cache", "show", "tokenizer", "training", "zoo",
 }
-# Convenience names re-exported at the top level: name -> module.
+# Convenience names re-exported at the top level: name -> module (or "module:attribute").
 _SHORTCUTS = {
     "load_text": "data",
     "setup": "runtime",
@@ -33,6 +33,8 @@ _SHORTCUTS = {
     "BasicBPE": "bpe",
     "RegexBPE": "bpe",
     "pretrained": "zoo",
+    "generate": "inference:complete",  # qt.generate: prompts in, completions out (chapter 10)
+    "stream": "inference",
     "load_hf": "interop.hf_llama",
     "save_hf": "interop.hf_llama",
 }
@@ -45,8 +47,8 @@ def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name in _SHORTCUTS:
-        module = importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}")
-        return getattr(module, name)
+        module, _, attribute = _SHORTCUTS[name].partition(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attribute or name)
     raise AttributeError(f"module 'quanta_tissu' has no attribute {name!r}")
 
 

@@ -125,16 +125,22 @@ def _train(args) -> int:
 
 
 def _generate(args) -> int:
-    import torch
-
-    from .inference import generate
+    from .inference import complete, stream
     from .training import checkpoint
 
     model, config = checkpoint.load_model(args.checkpoint)
     tok = _tokenizer_for(config["tokenizer"])
-    prompt = torch.tensor([list(tok.encode(args.prompt))], dtype=torch.long)
-    out = generate(model, prompt, args.tokens, args.temperature, torch.Generator().manual_seed(args.seed))
-    print(tok.decode(out[0].tolist()))
+    knobs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                 repetition_penalty=args.repetition_penalty, seed=args.seed, cache=not args.no_cache)
+    if args.stream:
+        if args.stop:
+            raise ValueError("--stream does not take --stop: the text is printed as it comes")
+        print(args.prompt, end="", flush=True)
+        for piece in stream(model, args.prompt, args.tokens, tok, **knobs):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    print(args.prompt + complete(model, args.prompt, args.tokens, tok, stop=args.stop or None, **knobs))
     return 0
 
 
@@ -201,7 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--checkpoint", required=True, help="run folder or step-NNNNNNNN folder")
     gen.add_argument("--prompt", default="\n")
     gen.add_argument("--tokens", type=int, default=300)
-    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    gen.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="keep the most likely tokens up to mass p (1: all)")
+    gen.add_argument("--min-p", type=float, default=0.0, help="keep tokens at least min-p times the top one's probability")
+    gen.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
+    gen.add_argument("--stop", action="append", help="stop before this string (repeatable)")
+    gen.add_argument("--stream", action="store_true", help="print the text as it is generated")
+    gen.add_argument("--no-cache", action="store_true", help="re-read the context every token (crops long ones)")
     gen.add_argument("--seed", type=int, default=1337)
     gen.set_defaults(func=_generate)
 

@@ -5,7 +5,8 @@ GELU MLP, a final LayerNorm and a language-model head (optionally tied to the to
 dropout after the embeddings, the attention weights and each residual branch; GPT-2's initialisation;
 clear errors for inconsistent configs and bad inputs.
 Chapter 08 adds switches (``norm``, ``mlp``, ``position``, ``n_kv_heads``, ``bias``) whose pieces live
-in ``quanta_tissu.llama``; the defaults are GPT-2's, so chapter 06's model is unchanged.
+in ``quanta_tissu.llama``, ``quanta_tissu.rope`` and the one attention, ``quanta_tissu.attention``; the
+defaults are GPT-2's, so chapter 06's model is unchanged. Chapter 10 adds ``attention_mask`` (left padding).
 Does not: train, sample, cache keys and values, or load other formats: training, inference and
 interop modules import this one, never the reverse.
 Conventions (tested): ``nn.Linear`` weights are (out, in); the attention projection outputs q|k|v
@@ -19,6 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .attention import Attention
 
 LLAMA_SWITCHES = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)  # chapter 08's switches, all on
 
@@ -116,44 +119,12 @@ def make_norm(cfg: GPTConfig) -> nn.Module:
     return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
 
 
-def make_attention(cfg: GPTConfig) -> nn.Module:
-    if cfg.position == "rope" or cfg.n_kv_heads != cfg.n_head:
-        from .llama import GroupedQueryAttention
-
-        return GroupedQueryAttention(cfg)
-    return CausalSelfAttention(cfg)
-
-
 def make_mlp(cfg: GPTConfig) -> nn.Module:
     if cfg.mlp == "swiglu":
         from .llama import SwiGLU
 
         return SwiGLU(cfg.n_embd, cfg.d_ff, cfg.bias, cfg.dropout)
     return MLP(cfg)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head attention where position t attends to positions 0..t only."""
-
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q|k|v in one matmul
-        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.attn_drop = nn.Dropout(cfg.dropout)
-        self.resid_drop = nn.Dropout(cfg.dropout)
-        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask, persistent=False)  # derived, so not saved in checkpoints
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, H, T, T)
-        att = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)
-        y = self.attn_drop(att) @ v  # (B, H, T, D)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
-        return self.resid_drop(self.proj(y))
 
 
 class MLP(nn.Module):
@@ -175,12 +146,12 @@ class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.ln1 = make_norm(cfg)  # LayerNorm, or RMSNorm (chapter 08)
-        self.attn = make_attention(cfg)  # CausalSelfAttention, or GroupedQueryAttention with RoPE
+        self.attn = Attention(cfg)  # multi-head; grouped-query and rotary by config (chapter 08)
         self.ln2 = make_norm(cfg)
         self.mlp = make_mlp(cfg)  # GELU MLP, or SwiGLU
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, positions=None, key_mask=None, cache=None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), positions, key_mask, cache)
         return x + self.mlp(self.ln2(x))
 
 
@@ -218,16 +189,29 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding and hasattr(self, "wpe") else n
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """idx: (B, T) int64 ids -> (logits (B, T, V), mean cross-entropy or None)."""
-        self._check_ids(idx, "idx")
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, cache=None):
+        """idx: (B, T) int64 ids -> (logits (B, T, V), mean cross-entropy or None).
+
+        ``attention_mask`` (B, S), 1 for tokens and 0 for left padding (chapter 10): padding is never read,
+        and each token's position counts only the tokens before it, as if its sequence ran alone.
+        ``cache`` (a ``qt.kv_cache.KVCache``, chapter 11) holds the keys and values of the positions before
+        ``idx``; then S = cache.length + T, and the cache grows by T."""
+        past = 0 if cache is None else cache.length
+        self._check_ids(idx, "idx", past=past)
         B, T = idx.shape
+        positions = None if attention_mask is None else self._positions(attention_mask, (B, past + T))[:, past:]
+        if positions is None and past:
+            positions = torch.arange(past, past + T, device=idx.device).expand(B, T)  # (B, T): after the cached ones
         x = self.wte(idx)  # (B, T, C)
         if self.cfg.position == "learned":
-            x = x + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C) broadcasts over B
+            pos = torch.arange(T, device=idx.device) if positions is None else positions  # (T,) or (B, T)
+            x = x + self.wpe(pos)  # (B, T, C) + (T, C) or (B, T, C)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, positions, attention_mask, None if cache is None else cache.layer(i))
+        if cache is not None:
+            cache.advance(T)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
@@ -235,15 +219,22 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
         return logits, loss
 
-    def _check_ids(self, ids: torch.Tensor, name: str, shape=None) -> None:
+    @staticmethod
+    def _positions(attention_mask: torch.Tensor, shape) -> torch.Tensor:
+        """(B, T) positions from a left-padding mask: 0 at each sequence's first token (padding gets 0 too)."""
+        if tuple(attention_mask.shape) != tuple(shape):
+            raise ValueError(f"attention_mask must have the shape of idx {tuple(shape)}, got {tuple(attention_mask.shape)}")
+        return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+    def _check_ids(self, ids: torch.Tensor, name: str, shape=None, past: int = 0) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"{name} must be an int64 tensor of token ids, got {getattr(ids, 'dtype', type(ids))}")
         if ids.dim() != 2:
             raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
         if shape is not None and ids.shape != shape:
             raise ValueError(f"{name} must have the shape of idx {tuple(shape)}, got {tuple(ids.shape)}")
-        if ids.size(1) > self.cfg.block_size:
-            raise ValueError(f"sequence of {ids.size(1)} tokens is longer than the context (block_size "
+        if past + ids.size(1) > self.cfg.block_size:
+            raise ValueError(f"sequence of {past + ids.size(1)} tokens is longer than the context (block_size "
                              f"{self.cfg.block_size}); crop it to the last {self.cfg.block_size} tokens")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
             raise ValueError(f"{name} holds ids outside 0..{self.cfg.vocab_size - 1} "

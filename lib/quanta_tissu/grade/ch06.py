@@ -1,7 +1,8 @@
 """Checks for chapter 06's exercises (the GPT in PyTorch), against ``qt.gpt``."""
 import torch
 
-from ..gpt import GPT, CausalSelfAttention, GPTConfig
+from ..attention import Attention
+from ..gpt import GPT, GPTConfig
 from .core import CheckFailed, assert_close
 
 
@@ -20,7 +21,7 @@ def check_merge_heads(fn) -> str:
 def check_causal_self_attention(fn) -> str:
     torch.manual_seed(0)
     cfg = GPTConfig.tiny(n_embd=12, n_head=3)
-    attn = CausalSelfAttention(cfg).double().eval()
+    attn = Attention(cfg).double().eval()
     x = torch.randn(2, 7, 12, dtype=torch.float64)
     with torch.no_grad():
         expected = attn(x)

@@ -23,6 +23,7 @@ CHAPTERS = {
     "07": "ex07_training.py",
     "08": "ex08_llama.py",
     "09": "ex09_parity.py",
+    "10": "ex10_sampling.py",
 }
 
 

@@ -1,0 +1,74 @@
+"""Causal self-attention: the course's one attention module (chapter 06), extended by later chapters.
+
+Does:
+- ``Attention``: multi-head attention where position t reads positions 0..t (chapter 06). Its keys and
+  values may have fewer heads than its queries, grouped-query attention (chapter 08: ``n_kv_heads``;
+  multi-head attention is n_kv_heads == n_head, multi-query n_kv_heads == 1), and its queries and keys may
+  be rotated by position (RoPE, chapter 08, ``qt.rope``). Per-sequence positions and a key mask let a
+  left-padded batch run as if each sequence ran alone (chapter 10). With a cache (chapter 11,
+  ``qt.kv_cache``), the T new positions attend to every position written so far.
+- ``repeat_kv``: each key/value head serves a group of query heads.
+Conventions (tested): ``qkv`` outputs q | k | v concatenated, (H + 2 KV) * D rows; query head h reads
+key/value head h // (H / KV); scores are (q / sqrt(D)) . k; masked scores are -inf before the softmax.
+Does not: project anything but q, k, v and the output, normalise, or know about training.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, KV, S, D) -> (B, KV * groups, S, D): head h of the result is head h // groups of x."""
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)
+
+
+class Attention(nn.Module):
+    """Causal attention with n_kv_heads key/value heads shared by groups of query heads, and optional RoPE."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head, self.n_kv = cfg.n_head, cfg.n_kv_heads
+        self.head_dim = cfg.n_embd // cfg.n_head
+        q_dim, kv_dim = self.n_head * self.head_dim, self.n_kv * self.head_dim
+        self.qkv = nn.Linear(cfg.n_embd, q_dim + 2 * kv_dim, bias=cfg.bias)  # q | k | v in one matmul
+        self.proj = nn.Linear(q_dim, cfg.n_embd, bias=cfg.bias)
+        self.attn_drop = nn.Dropout(cfg.dropout)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+        self.rope = None
+        if cfg.position == "rope":  # chapter 08: positions rotate queries and keys
+            from .rope import RotaryEmbedding
+
+            self.rope = RotaryEmbedding(self.head_dim, cfg.block_size, cfg.rope_theta)
+        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
+        self.register_buffer("mask", mask, persistent=False)  # derived, so not saved in checkpoints
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                key_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        B, T, _ = x.shape
+        H, KV, D = self.n_head, self.n_kv, self.head_dim
+        heads = self.qkv(x).view(B, T, H + 2 * KV, D)  # (B, T, (H + 2KV) * D) -> (B, T, H + 2KV, D): q | k | v
+        qk, v = heads.split([H + KV, KV], dim=2)
+        if self.rope is not None:  # queries and keys share their positions' angles: one call rotates both
+            qk = self.rope(qk, positions)
+        q, k = qk.split([H, KV], dim=2)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, KV, T, D)
+        if cache is not None:  # chapter 11: add this step's keys and values to the past ones, read them all
+            k, v = cache.update(k, v)  # (B, KV, S, D), S = past + T
+        y = self.attend(q.transpose(1, 2), k, v, key_mask)  # (B, H, T, D)
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * D)))  # (B, T, H, D) -> (B, T, C)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """softmax(q k^T / sqrt(D) + causal mask) v: q (B, H, T, D) are the last T of the S positions of
+        k, v (B, KV, S, D); key_mask (B, S), False at padding. Returns (B, H, T, D)."""
+        T, S = q.size(2), k.size(2)
+        groups = self.n_head // self.n_kv
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D): each kv head serves a group
+        att = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, S); scaling q: T x D products, not T x S
+        allowed = self.mask[S - T:S, :S]  # (T, S): query t (position S - T + t) sees keys 0..S - T + t
+        if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
+            itself = torch.eye(S, dtype=torch.bool, device=q.device)[S - T:]  # (T, S): query t's own key
+            allowed = allowed & key_mask[:, None, None, :].bool() | itself  # (B, 1, T, S)
+        att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+        return self.attn_drop(att) @ v  # (B, H, T, D)
