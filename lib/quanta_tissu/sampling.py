@@ -92,3 +92,20 @@ def sample(logits: torch.Tensor, generator: torch.Generator | None = None, greed
     if greedy:
         return logits.argmax(dim=-1, keepdim=True)
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
+
+
+def distinct_ngrams(texts, n: int) -> float:
+    """Distinct n-grams over all n-grams of all texts: 1 means nothing repeats, across or within samples."""
+    grams = [t[i:i + n] for t in texts for i in range(len(t) - n + 1)]
+    return len(set(grams)) / max(1, len(grams))
+
+
+def repetition_rate(text: str, n: int = 4) -> float:
+    """Fraction of a text's n-grams that already occurred earlier in the same text (loops score high)."""
+    seen, repeats, total = set(), 0, 0
+    for i in range(len(text) - n + 1):
+        gram = text[i:i + n]
+        repeats += gram in seen
+        total += 1
+        seen.add(gram)
+    return repeats / max(1, total)

@@ -1,0 +1,64 @@
+"""Diagrams of the course's mechanisms, drawn with matplotlib so the book builds offline (chapter 10 onwards).
+
+Does: each function draws one figure from boxes, arrows and grids and returns it; chapters display it.
+Does not: compute anything the figure claims; the chapters check those claims with code.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+
+def _box(ax, x, y, w, h, text, color="#dbe9f6", fontsize=10):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="#3b5b7a"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, x0, y0, x1, y1):
+    ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14, color="#3b5b7a"))
+
+
+def sampling_pipeline():
+    """Chapter 10: logits -> repetition penalty -> temperature -> top-k -> top-p -> min-p -> softmax -> draw."""
+    steps = [("model", "logits z\n(B, V)", "#f4e3c1"), ("repetition\npenalty", "seen tokens:\nz/r or z·r", None),
+             ("temperature", "z / τ\n(τ = 0: arg max)", None), ("top-k", "keep the k\nlargest", None),
+             ("top-p", "keep mass p,\ncrossing token in", None), ("min-p", "keep p_i ≥\nmin_p · p_max", None),
+             ("softmax +\ndraw", "multinomial\n(seeded)", "#d5ecd4")]
+    fig, ax = plt.subplots(figsize=(13, 2.6))
+    w, gap = 1.55, 0.35
+    for i, (title, body, color) in enumerate(steps):
+        x = i * (w + gap)
+        _box(ax, x, 0.9, w, 0.9, title, color or "#dbe9f6", 10)
+        ax.text(x + w / 2, 0.45, body, ha="center", va="center", fontsize=8.5, color="#333")
+        if i:
+            _arrow(ax, x - gap, 1.35, x, 1.35)
+    ax.text(0, 2.05, "process_logits: each filter sets the tokens it drops to -inf; transformers applies them in this order",
+            fontsize=9, color="#555")
+    ax.set_xlim(-0.1, len(steps) * (w + gap))
+    ax.set_ylim(0, 2.3)
+    ax.axis("off")
+    return fig
+
+
+def left_padding(rows, pad="·"):
+    """Chapter 10: a batch of prompts of different lengths, right-aligned: tokens, mask and positions."""
+    T = max(len(r) for r in rows)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.55 * len(rows) + 1.2))
+    titles = ["tokens (padding on the left)", "attention_mask", "positions = cumsum(mask) - 1"]
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(0, T)
+        ax.set_ylim(len(rows), 0)
+        ax.axis("off")
+    for i, r in enumerate(rows):
+        n_pad = T - len(r)
+        for j in range(T):
+            real = j >= n_pad
+            color = "#dbe9f6" if real else "#eeeeee"
+            cells = [(r[j - n_pad] if real else pad), ("1" if real else "0"), (str(j - n_pad) if real else "0")]
+            for ax, text in zip(axes, cells):
+                ax.add_patch(plt.Rectangle((j, i), 0.95, 0.9, fc=color, ec="white"))
+                ax.text(j + 0.47, i + 0.47, text.replace("\n", "⏎"), ha="center", va="center", fontsize=9)
+    fig.suptitle("Each row's new token goes in the same last column; padding is masked out and does not count as a position",
+                 fontsize=10, y=0.02)
+    return fig
