@@ -68,7 +68,7 @@ class Attention(nn.Module):
         att = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, S); scaling q: T x D products, not T x S
         allowed = self.mask[S - T:S, :S]  # (T, S): query t (position S - T + t) sees keys 0..S - T + t
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
-            itself = torch.eye(S, dtype=torch.bool, device=q.device)[S - T:]  # (T, S): query t's own key
+            itself = torch.arange(S, device=q.device) == torch.arange(S - T, S, device=q.device)[:, None]  # (T, S)
             allowed = allowed & key_mask[:, None, None, :].bool() | itself  # (B, 1, T, S)
         att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
         return self.attn_drop(att) @ v  # (B, H, T, D)

@@ -52,6 +52,7 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
     sampling = sampling or Sampling()
     B, T = idx.shape
     mask = torch.ones_like(idx) if attention_mask is None else attention_mask.to(idx.device).long()
+    padded = not bool(mask.all())  # without padding the model needs no mask: positions count from the cache
     block = model.cfg.block_size
     if cache and T + max_new_tokens > block:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) past the cache: the prompt ({T} positions, padding "
@@ -64,9 +65,9 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
         step_in = idx
         for _ in range(max_new_tokens):
             if kv is None:  # re-read the context, cropped to the block size
-                logits = model(idx[:, -block:], attention_mask=mask[:, -block:])[0][:, -1]  # (B, V)
+                logits = model(idx[:, -block:], attention_mask=mask[:, -block:] if padded else None)[0][:, -1]  # (B, V)
             else:  # the whole prompt once, then only the newest token
-                logits = model(step_in, attention_mask=mask, cache=kv)[0][:, -1]
+                logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
             logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
                                     sampling.repetition_penalty, _seen_ids(idx, mask))
             nxt = sample(logits, generator, greedy=sampling.temperature == 0)  # (B, 1)

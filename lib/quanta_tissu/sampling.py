@@ -109,3 +109,16 @@ def repetition_rate(text: str, n: int = 4) -> float:
         total += 1
         seen.add(gram)
     return repeats / max(1, total)
+
+
+def words(text: str) -> list[str]:
+    """The words of a text: runs of letters (and apostrophes inside them), lower-cased."""
+    import re
+
+    return re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower())
+
+
+def known_word_rate(texts, vocabulary: set) -> float:
+    """Fraction of the words in ``texts`` that occur in ``vocabulary`` (a quality proxy: invented words score 0)."""
+    found = [w in vocabulary for t in texts for w in words(t)]
+    return sum(found) / max(1, len(found))

@@ -1,0 +1,112 @@
+"""Decoding speed (chapters 10-11): the KV cache against re-reading, ours against transformers, and the memory
+bandwidth bound, on a 9.8M-parameter Llama (6 layers, width 384, 6 heads, 2 key/value heads, context 1,024,
+vocabulary 1,024), random weights (speed does not depend on what the weights learned).
+
+Prints, all measured in this run:
+- tokens/s without a cache (the first 200 tokens: it slows down as the context grows) and with it (1,000 tokens);
+- transformers' ``generate`` (with its cache) on the same weights, exported with ``qt.save_hf``;
+- the bandwidth bound: at batch 1, each new token reads every weight and the cache so far once, so tokens/s can
+  not exceed copy bandwidth / bytes read per token; ours is printed as a fraction of it;
+- batch-8 throughput and the time to first token for a 512-token prompt.
+Writes benchmarks/results/generate.json.
+Usage: python benchmarks/bench_generate.py [--tokens 1000] [--threads 2] [--smoke]
+"""
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import quanta_tissu as qt
+from quanta_tissu.gpt import GPT, GPTConfig
+from quanta_tissu.inference import generate
+
+RESULTS = Path(__file__).parent / "results" / "generate.json"
+CONFIG = dict(vocab_size=1024, block_size=1024, n_layer=6, n_embd=384, n_head=6, n_kv_heads=2)
+SMOKE = dict(vocab_size=64, block_size=64, n_layer=1, n_embd=32, n_head=4, n_kv_heads=2)
+
+
+def tokens_per_s(fn, new_tokens: int, batch: int = 1) -> float:
+    start = time.perf_counter()
+    fn()
+    return batch * new_tokens / (time.perf_counter() - start)
+
+
+def copy_bandwidth(mb: int = 256, rounds: int = 5) -> float:
+    """Bytes per second of a large tensor copy (read + write counted once each), best of ``rounds``."""
+    src = torch.ones(mb * 2**20 // 4)
+    dst = torch.empty_like(src)
+    best = min(_timed(lambda: dst.copy_(src)) for _ in range(rounds))
+    return 2 * src.nbytes / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def transformers_speed(model, prompt, new_tokens: int) -> float:
+    import transformers
+
+    folder = qt.save_hf(model, Path(tempfile.mkdtemp()) / "hf")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    kwargs = dict(attention_mask=torch.ones_like(prompt), do_sample=False, eos_token_id=None, pad_token_id=0)
+    with torch.no_grad():
+        hf.generate(prompt, max_new_tokens=8, min_new_tokens=8, **kwargs)  # warm-up
+        ours = generate(model, prompt, 32, temperature=0, cache=True)
+        theirs = hf.generate(prompt, max_new_tokens=32, min_new_tokens=32, **kwargs)
+        assert torch.equal(ours, theirs), "greedy tokens differ from transformers'"
+        return tokens_per_s(lambda: hf.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs),
+                            new_tokens)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="a tiny model and a few tokens: checks the script runs")
+    args = parser.parse_args()
+    qt.setup(seed=1337, threads=args.threads)
+    cfg = GPTConfig.llama(**(SMOKE if args.smoke else CONFIG))
+    n = 2 if args.smoke else args.tokens
+    no_cache_n = 2 if args.smoke else 200
+    model = GPT(cfg).eval()
+    prompt = torch.randint(0, cfg.vocab_size, (1, 8))
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    generate(model, prompt, 4, temperature=0, cache=True)  # warm-up
+    r = {"config": CONFIG if not args.smoke else SMOKE, "new_tokens": n, "threads": args.threads,
+         "machine": platform.processor() or platform.machine(), "torch": torch.__version__}
+    r["no_cache_tokens_per_s"] = tokens_per_s(lambda: generate(model, prompt, no_cache_n, temperature=0), no_cache_n)
+    r["cache_tokens_per_s"] = tokens_per_s(lambda: generate(model, prompt, n, temperature=0, cache=True), n)
+    r["transformers_tokens_per_s"] = transformers_speed(model, prompt, n)
+    bandwidth = copy_bandwidth(8 if args.smoke else 256)
+    cache_bytes_per_token = 2 * cfg.n_layer * cfg.n_kv_heads * (cfg.n_embd // cfg.n_head) * 4  # k and v, fp32
+    mean_bytes = weight_bytes + cache_bytes_per_token * (prompt.size(1) + n / 2)  # the cache read, on average
+    r["bandwidth_GB_per_s"] = bandwidth / 1e9
+    r["bytes_per_token_MB"] = mean_bytes / 1e6
+    r["bound_tokens_per_s"] = bandwidth / mean_bytes
+    batch8 = torch.randint(0, cfg.vocab_size, (8, 8))
+    r["batch8_tokens_per_s"] = tokens_per_s(lambda: generate(model, batch8, n, temperature=0, cache=True), n, batch=8)
+    long_prompt = torch.randint(0, cfg.vocab_size, (1, min(512, cfg.block_size - 1)))
+    r["ttft_512_s"] = _timed(lambda: generate(model, long_prompt, 1, temperature=0, cache=True))
+    r["cache_vs_no_cache"] = r["cache_tokens_per_s"] / r["no_cache_tokens_per_s"]
+    r["ours_vs_transformers"] = r["cache_tokens_per_s"] / r["transformers_tokens_per_s"]
+    r["fraction_of_bound"] = r["cache_tokens_per_s"] / r["bound_tokens_per_s"]
+    print(f"no cache (first {no_cache_n}): {r['no_cache_tokens_per_s']:.0f} tokens/s | cache ({n}): "
+          f"{r['cache_tokens_per_s']:.0f} tokens/s | transformers: {r['transformers_tokens_per_s']:.0f} tokens/s")
+    print(f"cache / no cache: {r['cache_vs_no_cache']:.1f}x (goal 10x) | ours / transformers: "
+          f"{r['ours_vs_transformers']:.2f}x (goal 2x)")
+    print(f"bandwidth bound: {r['bandwidth_GB_per_s']:.1f} GB/s / {r['bytes_per_token_MB']:.1f} MB per token = "
+          f"{r['bound_tokens_per_s']:.0f} tokens/s; ours reaches {r['fraction_of_bound']:.0%} of it (goal 60%)")
+    print(f"batch 8: {r['batch8_tokens_per_s']:.0f} tokens/s | time to first token, 512-token prompt: {r['ttft_512_s'] * 1e3:.0f} ms")
+    if not args.smoke:
+        RESULTS.write_text(json.dumps(r, indent=1) + "\n")
+        print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
