@@ -71,7 +71,7 @@ def test_pretrained_is_deterministic_and_retrains_on_a_new_recipe(tiny_recipe, m
 
 
 def test_pretrained_unknown_name():
-    with pytest.raises(KeyError, match="available: \\['shakespeare-llama'\\]"):
+    with pytest.raises(KeyError, match="available: \\['shakespeare-llama', 'shakespeare-llama-draft'\\]"):
         qt.pretrained("gpt-5")
     from quanta_tissu.__main__ import main
 
@@ -94,13 +94,14 @@ def test_pretrained_loads_the_shipped_weights_without_the_cache(monkeypatch, tmp
     assert not (tmp_path / "cache").exists()
 
 
-def test_retraining_the_course_checkpoint_reproduces_its_validation_loss(tmp_path, shakespeare_ids):
+@pytest.mark.parametrize("name", sorted(zoo.RECIPES))
+def test_retraining_a_course_checkpoint_reproduces_its_validation_loss(tmp_path, shakespeare_ids, name):
     """The slow check behind shipping weights: the recipe, run here, lands within RETRAIN_TOLERANCE (about a minute)."""
     from quanta_tissu.training import checkpoint
 
-    shipped = checkpoint.read_config(zoo.shipped_dir("shakespeare-llama"))["validation_loss"]
-    model, _ = checkpoint.load_model(zoo.shipped_dir("shakespeare-llama"))
+    shipped = checkpoint.read_config(zoo.shipped_dir(name))["validation_loss"]
+    model, _ = checkpoint.load_model(zoo.shipped_dir(name))
     assert abs(zoo.validation_loss(model) - shipped) < 1e-4  # the measure itself reproduces
-    folder = zoo.build("shakespeare-llama", tmp_path / "retrained", progress=False)
+    folder = zoo.build(name, tmp_path / "retrained", progress=False)
     retrained = checkpoint.read_config(folder)["validation_loss"]
     assert abs(retrained - shipped) < zoo.RETRAIN_TOLERANCE, (retrained, shipped)

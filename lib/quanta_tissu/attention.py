@@ -61,14 +61,20 @@ class Attention(nn.Module):
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """softmax(q k^T / sqrt(D) + causal mask) v: q (B, H, T, D) are the last T of the S positions of
-        k, v (B, KV, S, D); key_mask (B, S), False at padding. Returns (B, H, T, D)."""
-        T, S = q.size(2), k.size(2)
-        groups = self.n_head // self.n_kv
-        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D): each kv head serves a group
-        att = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, S); scaling q: T x D products, not T x S
+        k, v (B, KV, S, D); key_mask (B, S), False at padding. Returns (B, H, T, D).
+
+        Grouped-query attention means ``repeat_kv``: query head h reads key/value head h // G, G = H / KV. Rather
+        than copy every key and value G times, the G query heads of a group are laid side by side as rows,
+        (B, H, T, D) -> (B, KV, G * T, D), so one matrix product per key/value head serves its whole group."""
+        B, H, T, D = q.shape
+        S, KV = k.size(2), k.size(1)
+        G = H // KV
+        q = q.reshape(B, KV, G * T, D)  # head h = kv * G + g: the rows of group kv are (g, t), g-major
+        att = (q * D**-0.5) @ k.transpose(-2, -1)  # (B, KV, G*T, S); scaling q: T x D products, not T x S
         allowed = self.mask[S - T:S, :S]  # (T, S): query t (position S - T + t) sees keys 0..S - T + t
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
             itself = torch.arange(S, device=q.device) == torch.arange(S - T, S, device=q.device)[:, None]  # (T, S)
             allowed = allowed & key_mask[:, None, None, :].bool() | itself  # (B, 1, T, S)
+        allowed = allowed.repeat(*[1] * (allowed.dim() - 2), G, 1)  # (..., G*T, S): the same mask for each head
         att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-        return self.attn_drop(att) @ v  # (B, H, T, D)
+        return (self.attn_drop(att) @ v).view(B, H, T, D)  # (B, KV, G*T, D) -> (B, H, T, D)

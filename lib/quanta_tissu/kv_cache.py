@@ -35,6 +35,12 @@ class KVCache:
     def advance(self, n: int) -> None:
         self.length += n
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (speculative decoding rejects guesses): they get overwritten."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} positions to {length}")
+        self.length = length
+
 
 class LayerCache:
     """Block i's slice of a KVCache: writes the new keys and values, returns all of them so far."""

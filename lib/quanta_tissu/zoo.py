@@ -60,6 +60,12 @@ RECIPES = {
         train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
         about="chapter 08's Llama preset, 1,000 steps on Tiny Shakespeare characters (about a minute on 2 cores)",
     ),
+    "shakespeare-llama-draft": Recipe(
+        corpus="tinyshakespeare",
+        model=GPTConfig.shakespeare_llama(n_layer=1),
+        train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
+        about="the same recipe with one layer: chapter 11's draft model for speculative decoding (about 20 s)",
+    ),
 }
 
 
