@@ -1,0 +1,15 @@
+"""Benchmarks keep running: each one's smoke mode (a tiny model, a few steps) finishes and prints its ratios."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def test_bench_generate_smoke():
+    pytest.importorskip("transformers")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_generate.py"), "--smoke"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cache / no cache" in out.stdout and "of it (goal 60%)" in out.stdout
