@@ -6,10 +6,12 @@ Does:
   multi-head attention is n_kv_heads == n_head, multi-query n_kv_heads == 1), and its queries and keys may
   be rotated by position (RoPE, chapter 08, ``qt.rope``). Per-sequence positions and a key mask let a
   left-padded batch run as if each sequence ran alone (chapter 10). With a cache (chapter 11,
-  ``qt.kv_cache``), the T new positions attend to every position written so far.
+  ``qt.kv_cache``), the T new positions attend to every position written so far. With a sliding window
+  (chapter 11, ``sliding_window``), a query reads only the latest ``window`` positions, itself included.
 - ``repeat_kv``: each key/value head serves a group of query heads.
 Conventions (tested): ``qkv`` outputs q | k | v concatenated, (H + 2 KV) * D rows; query head h reads
-key/value head h // (H / KV); scores are (q / sqrt(D)) . k; masked scores are -inf before the softmax.
+key/value head h // (H / KV); scores are (q / sqrt(D)) . k; masked scores are -inf before the softmax; which
+keys a query sees is computed from their columns (``visible``), so a rolling cache may hold them in any order.
 Does not: project anything but q, k, v and the output, normalise, or know about training.
 """
 from __future__ import annotations
@@ -40,8 +42,7 @@ class Attention(nn.Module):
             from .rope import RotaryEmbedding
 
             self.rope = RotaryEmbedding(self.head_dim, cfg.block_size, cfg.rope_theta)
-        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask, persistent=False)  # derived, so not saved in checkpoints
+        self.window = cfg.sliding_window  # chapter 11: None reads every earlier position
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
@@ -53,15 +54,26 @@ class Attention(nn.Module):
             qk = self.rope(qk, positions)
         q, k = qk.split([H, KV], dim=2)
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, KV, T, D)
+        start = 0 if cache is None else cache.length
+        q_pos = k_pos = torch.arange(start, start + T, device=x.device)  # the columns of the new positions
         if cache is not None:  # chapter 11: add this step's keys and values to the past ones, read them all
-            k, v = cache.update(k, v)  # (B, KV, S, D), S = past + T
-        y = self.attend(q.transpose(1, 2), k, v, key_mask)  # (B, H, T, D)
+            k, v, k_pos = cache.update(k, v, q_pos)  # (B, KV, S, D) and the column each key came from (S,)
+        if key_mask is not None:
+            key_mask = key_mask[:, k_pos.clamp(min=0)]  # (B, S): padding, looked up by column
+        y = self.attend(q.transpose(1, 2), k, v, key_mask, q_pos, k_pos)  # (B, H, T, D)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * D)))  # (B, T, H, D) -> (B, T, C)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """softmax(q k^T / sqrt(D) + causal mask) v: q (B, H, T, D) are the last T of the S positions of
-        k, v (B, KV, S, D); key_mask (B, S), False at padding. Returns (B, H, T, D).
+    def visible(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """(T, S): may the query in column q_pos[t] read the key in column k_pos[s]? Causal, and within the window."""
+        ok = (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] >= 0)  # an empty cache slot holds column -1
+        if self.window is not None:
+            ok &= q_pos[:, None] - k_pos[None, :] < self.window
+        return ok
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None,
+               q_pos: torch.Tensor | None = None, k_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """softmax(q k^T / sqrt(D) + causal mask) v: q (B, H, T, D) in columns q_pos (default: the last T of S),
+        k, v (B, KV, S, D) in columns k_pos (default 0..S-1); key_mask (B, S), False at padding. -> (B, H, T, D).
 
         Grouped-query attention means ``repeat_kv``: query head h reads key/value head h // G, G = H / KV. Rather
         than copy every key and value G times, the G query heads of a group are laid side by side as rows,
@@ -69,11 +81,15 @@ class Attention(nn.Module):
         B, H, T, D = q.shape
         S, KV = k.size(2), k.size(1)
         G = H // KV
+        if k_pos is None:
+            k_pos = torch.arange(S, device=q.device)
+        if q_pos is None:
+            q_pos = k_pos[S - T:]
         q = q.reshape(B, KV, G * T, D)  # head h = kv * G + g: the rows of group kv are (g, t), g-major
         att = (q * D**-0.5) @ k.transpose(-2, -1)  # (B, KV, G*T, S); scaling q: T x D products, not T x S
-        allowed = self.mask[S - T:S, :S]  # (T, S): query t (position S - T + t) sees keys 0..S - T + t
+        allowed = self.visible(q_pos, k_pos)  # (T, S)
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
-            itself = torch.arange(S, device=q.device) == torch.arange(S - T, S, device=q.device)[:, None]  # (T, S)
+            itself = k_pos[None, :] == q_pos[:, None]  # (T, S)
             allowed = allowed & key_mask[:, None, None, :].bool() | itself  # (B, 1, T, S)
         allowed = allowed.repeat(*[1] * (allowed.dim() - 2), G, 1)  # (..., G*T, S): the same mask for each head
         att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)

@@ -45,6 +45,7 @@ class GPTConfig:
     rope_theta: float = 10000.0  # RoPE base period: the longest wavelength is about 2 pi theta positions
     n_kv_heads: int | None = None  # key/value heads: None means n_head (MHA), 1 is MQA, between is GQA
     norm_eps: float = 1e-5  # epsilon inside LayerNorm / RMSNorm
+    sliding_window: int | None = None  # chapter 11: attend to at most this many latest positions; None: all
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -66,6 +67,8 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: RoPE needs an even head size, got n_embd / n_head = {self.n_embd // self.n_head}")
         if self.d_ff is None:  # SwiGLU's three matrices at 8/3 C hold what GELU's two hold at 4 C
             self.d_ff = 4 * self.n_embd if self.mlp == "gelu" else _swiglu_hidden(self.n_embd)
+        if self.sliding_window is not None and (not isinstance(self.sliding_window, int) or self.sliding_window < 1):
+            raise ValueError(f"GPTConfig.sliding_window must be None or a positive integer, got {self.sliding_window!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -233,7 +236,8 @@ class GPT(nn.Module):
             raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
         if shape is not None and ids.shape != shape:
             raise ValueError(f"{name} must have the shape of idx {tuple(shape)}, got {tuple(ids.shape)}")
-        if past + ids.size(1) > self.cfg.block_size:
+        rolling = self.cfg.sliding_window is not None and self.cfg.position == "rope"  # positions may pass the block
+        if ids.size(1) > self.cfg.block_size or (past + ids.size(1) > self.cfg.block_size and not rolling):
             raise ValueError(f"sequence of {past + ids.size(1)} tokens is longer than the context (block_size "
                              f"{self.cfg.block_size}); crop it to the last {self.cfg.block_size} tokens")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):

@@ -11,7 +11,8 @@ Does:
   tokenizer, or id lists), pads them on the left, and stops each row at a stop token or a stop string, even one
   that spans token boundaries; it returns each row's completion. ``qt.stream`` yields a completion's text in
   pieces that never split a UTF-8 character.
-Does not: batch requests that arrive at different times (chapter 17's scheduler), or draft (chapter 11).
+With a sliding window and RoPE (chapter 11), a cached completion may run past the context: the cache rolls.
+Does not: batch requests that arrive at different times (chapter 17's scheduler), or draft (``qt.speculative``).
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
     mask = torch.ones_like(idx) if attention_mask is None else attention_mask.to(idx.device).long()
     padded = not bool(mask.all())  # without padding the model needs no mask: positions count from the cache
     block = model.cfg.block_size
-    if cache and T + max_new_tokens > block:
+    rolls = model.cfg.sliding_window is not None and model.cfg.position == "rope"  # chapter 11: past the block
+    if cache and T + max_new_tokens > block and not rolls:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) past the cache: the prompt ({T} positions, padding "
                          f"included) plus the new tokens must fit the context of {block}; ask for at most "
                          f"{block - T} tokens, or pass cache=False to re-read a context cropped to the last {block}")
@@ -66,7 +68,11 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
         for _ in range(max_new_tokens):
             if kv is None:  # re-read the context, cropped to the block size
                 logits = model(idx[:, -block:], attention_mask=mask[:, -block:] if padded else None)[0][:, -1]  # (B, V)
-            else:  # the whole prompt once, then only the newest token
+            else:  # the whole prompt once (a chunk at a time into a rolling cache), then only the newest token
+                while step_in.size(1) > kv.chunk:
+                    model(step_in[:, :kv.chunk], attention_mask=mask[:, :kv.length + kv.chunk] if padded else None,
+                          cache=kv)
+                    step_in = step_in[:, kv.chunk:]
                 logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
             logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
                                     sampling.repetition_penalty, _seen_ids(idx, mask))
@@ -100,7 +106,8 @@ def _encode_prompts(prompts, tokenizer, model) -> list[list[int]]:
         ids = [int(i) for i in (p.tolist() if isinstance(p, torch.Tensor) else p)]
         if not ids:
             raise ValueError("a prompt is empty: give it at least one token (for example a newline)")
-        if len(ids) > model.cfg.block_size:
+        rolls = model.cfg.sliding_window is not None and model.cfg.position == "rope"
+        if len(ids) > model.cfg.block_size and not rolls:  # a sliding window reads long prompts a chunk at a time
             raise ValueError(f"a prompt of {len(ids)} tokens is longer than the context ({model.cfg.block_size})")
         if min(ids) < 0 or max(ids) >= model.cfg.vocab_size:
             raise ValueError(f"prompt ids must be in 0..{model.cfg.vocab_size - 1}, got {min(ids)}..{max(ids)}: "

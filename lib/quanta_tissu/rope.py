@@ -47,6 +47,7 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0):
         super().__init__()
+        self.head_dim, self.theta = head_dim, theta
         cos, sin = rope_cache(head_dim, max_len, theta)
         self.register_buffer("cos", cos, persistent=False)  # derived from the config: not saved
         self.register_buffer("sin", sin, persistent=False)
@@ -56,6 +57,9 @@ class RotaryEmbedding(nn.Module):
         if positions is None:
             T = x.size(1)
             return apply_rope(x, self.cos[:T, None], self.sin[:T, None])  # cos, sin (T, 1, D): every head alike
+        if positions.numel() and int(positions.max()) >= self.cos.size(0):  # a sliding window passed the block
+            cos, sin = rope_cache(self.head_dim, 2 * int(positions.max()) + 1, self.theta)
+            self.cos, self.sin = cos.to(self.cos.device), sin.to(self.sin.device)
         return apply_rope(x, self.cos[positions][:, :, None], self.sin[positions][:, :, None])  # (B, T, 1, D)
 
 
