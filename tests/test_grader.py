@@ -102,12 +102,25 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return torch.arange(mask.shape[1]).expand(mask.shape)\n",
            {"top_p_filter": "crosses p", "min_p_filter": "relative to the top", "repetition_penalty": "multiply negative",
             "positions_from_mask": "as if it ran alone"}),
+    "11": ("import torch\n"
+           "def cache_write(cache, new, start):\n"
+           "    cache[:, :, :new.size(2)] = new\n"  # forgets the offset
+           "    return cache[:, :, :start + new.size(2)]\n"
+           "def attend_new(q, k, v):\n"
+           "    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)\n"
+           "def rolling_columns(length, slots):\n"
+           "    s = torch.arange(slots)\n"
+           "    return torch.where(s < length, s, torch.full_like(s, -1))\n"
+           "def accepted(guesses, choices):\n"
+           "    return int((guesses == choices).sum())\n",
+           {"cache_write": "the offset", "attend_new": "is_causal=True", "rolling_columns": "newest column",
+            "accepted": "first disagreement"}),
 }
 
 
 @pytest.mark.parametrize("chapter", sorted(MISTAKES))
 def test_llama_mistakes_are_named(tmp_path, chapter):
-    """Chapters 08-10's classic mistakes get a message that names the mistake, not only a difference."""
+    """Chapters 08-11's classic mistakes get a message that names the mistake, not only a difference."""
     source, expected = MISTAKES[chapter]
     results = grade_source(tmp_path, chapter, source)
     for name, words in expected.items():

@@ -24,6 +24,7 @@ CHAPTERS = {
     "08": "ex08_llama.py",
     "09": "ex09_parity.py",
     "10": "ex10_sampling.py",
+    "11": "ex11_kv_cache.py",
 }
 
 
