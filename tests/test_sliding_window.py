@@ -53,7 +53,7 @@ def test_generation_past_the_context_with_a_window_and_memory_that_stays_flat():
     prompt = torch.randint(0, 40, (1, 5))
     cached = generate(model, prompt, 100, temperature=0, cache=True)  # 105 positions, context 32
     recomputed = generate(model, prompt, 100, temperature=0, cache=False)  # re-reads the last 32, positions from 0
-    assert torch.equal(cached, recomputed)  # RoPE is relative and the window is inside the context: the same text
+    assert torch.equal(cached, recomputed)  # RoPE is relative, and L (W - 1) + 1 = 31 <= 32: the re-read sees it all
     assert KVCache(cfg, 1, 105).nbytes == KVCache(cfg, 1, 10_000).nbytes < KVCache(windowed(None), 1, 32).nbytes
 
 

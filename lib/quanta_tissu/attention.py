@@ -87,6 +87,8 @@ class Attention(nn.Module):
             q_pos = k_pos[S - T:]
         q = q.reshape(B, KV, G * T, D)  # head h = kv * G + g: the rows of group kv are (g, t), g-major
         att = (q * D**-0.5) @ k.transpose(-2, -1)  # (B, KV, G*T, S); scaling q: T x D products, not T x S
+        if T == 1 and key_mask is None and self.window is None:  # one new query: every key it is given is past
+            return (self.attn_drop(att.softmax(dim=-1)) @ v).view(B, H, T, D)
         allowed = self.visible(q_pos, k_pos)  # (T, S)
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
             itself = k_pos[None, :] == q_pos[:, None]  # (T, S)
@@ -94,3 +96,30 @@ class Attention(nn.Module):
         allowed = allowed.repeat(*[1] * (allowed.dim() - 2), G, 1)  # (..., G*T, S): the same mask for each head
         att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
         return (self.attn_drop(att) @ v).view(B, H, T, D)  # (B, KV, G*T, D) -> (B, H, T, D)
+
+
+@torch.no_grad()
+def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
+    """(L, H, T, T) attention weights of every layer and head for idx (1, T) (chapter 11: what heads look at).
+
+    Recomputed from each attention's own input with its own pieces (q, k, RoPE, the mask), so it shows exactly
+    what ``Attention.attend`` weighs."""
+    inputs = []
+    hooks = [b.attn.register_forward_hook(lambda m, args, out: inputs.append(args[0])) for b in model.blocks]
+    try:
+        model.eval()(idx)
+    finally:
+        for h in hooks:
+            h.remove()
+    maps = []
+    for block, x in zip(model.blocks, inputs):
+        a, (B, T, _) = block.attn, x.shape
+        heads = a.qkv(x).view(B, T, a.n_head + 2 * a.n_kv, a.head_dim)  # (B, T, H + 2KV, D)
+        qk = heads[:, :, :a.n_head + a.n_kv]
+        qk = a.rope(qk) if a.rope is not None else qk
+        q, k = qk.split([a.n_head, a.n_kv], dim=2)
+        k = repeat_kv(k.transpose(1, 2), a.n_head // a.n_kv)  # (B, H, T, D)
+        att = (q.transpose(1, 2) * a.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, T)
+        pos = torch.arange(T, device=x.device)
+        maps.append(att.masked_fill(~a.visible(pos, pos), float("-inf")).softmax(-1)[0])
+    return torch.stack(maps)

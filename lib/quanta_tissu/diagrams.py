@@ -62,3 +62,41 @@ def left_padding(rows, pad="·"):
     fig.suptitle("Each row's new token goes in the same last column; padding is masked out and does not count as a position",
                  fontsize=10, y=0.02)
     return fig
+
+
+def kv_cache(steps: int = 8):
+    """Chapter 11: which positions each decoding step computes, without and with a KV cache."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    for ax, cached in zip(axes, (False, True)):
+        for step in range(steps):
+            for pos in range(step + 1):
+                new = pos == step
+                color = "#4c78a8" if (new or not cached) else "#dbe9f6"
+                ax.add_patch(plt.Rectangle((pos, step), 0.92, 0.85, fc=color, ec="white"))
+        ax.set_xlim(0, steps)
+        ax.set_ylim(steps, 0)
+        ax.set_xlabel("position")
+        ax.set_ylabel("decoding step")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("with a KV cache: one new position per step; keys and values of the past are read (light)"
+                     if cached else "without a cache: every step recomputes every position (dark)", fontsize=9)
+    return fig
+
+
+def sliding_window(T: int = 12, window: int = 4):
+    """Chapter 11: the causal mask, and the same mask cut to a window of the latest positions."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, w in zip(axes, (None, window)):
+        for t in range(T):
+            for s in range(T):
+                ok = s <= t and (w is None or t - s < w)
+                ax.add_patch(plt.Rectangle((s, t), 0.92, 0.92, fc="#4c78a8" if ok else "#eeeeee", ec="white"))
+        ax.set_xlim(0, T)
+        ax.set_ylim(T, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("key position")
+        ax.set_ylabel("query position")
+        ax.set_title("causal" if w is None else f"sliding window of {w}: a cache of {w} positions suffices", fontsize=10)
+    return fig
