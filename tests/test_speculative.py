@@ -41,3 +41,11 @@ def test_bad_speculative_arguments():
     cache = KVCache(cfg, 1, 8)
     with pytest.raises(ValueError, match="cannot truncate"):
         cache.truncate(3)
+
+
+def test_windowed_models_are_refused_clearly():
+    m = GPT(GPTConfig.llama(vocab_size=40, block_size=32, n_layer=1, n_embd=16, n_head=2, sliding_window=8))
+    with pytest.raises(ValueError, match="without a sliding window"):
+        speculative_generate(m, m, torch.zeros(1, 3, dtype=torch.long), 5)
+    with pytest.raises(ValueError, match="unless a RoPE model has a sliding window"):
+        KVCache(GPTConfig.tiny(block_size=16, sliding_window=4), 1, 40)

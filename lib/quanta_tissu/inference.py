@@ -136,11 +136,11 @@ def _cut_at_stop(text: str, stop_strings) -> str | None:
 def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, stop=None, seed: int | None = None,
              cache: bool = True, device=None):
-    if stop is None:
-        stop = []
     """Completions of a batch of prompts (``qt.generate``): strings with a tokenizer, else id lists.
 
     ``stop``: token ids (ints) and/or strings; a row ends at the first one, which is not included."""
+    if stop is None:
+        stop = []
     sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
     stop = [stop] if isinstance(stop, str) or not hasattr(stop, "__iter__") else list(stop)
     stop_strings = [s for s in stop if isinstance(s, str)]

@@ -22,6 +22,8 @@ def speculative_generate(target, draft, idx: torch.Tensor, max_new_tokens: int, 
         raise ValueError(f"speculative decoding takes one sequence, idx of shape (1, T); got {tuple(idx.shape)}")
     if k < 1:
         raise ValueError(f"k (tokens drafted per round) must be >= 1, got {k}")
+    if target.cfg.sliding_window is not None or draft.cfg.sliding_window is not None:
+        raise ValueError("speculative decoding here takes models without a sliding window (its caches do not roll)")
     total = idx.size(1) + max_new_tokens
     for name, m in (("target", target), ("draft", draft)):
         if total + k > m.cfg.block_size:
