@@ -67,8 +67,9 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: RoPE needs an even head size, got n_embd / n_head = {self.n_embd // self.n_head}")
         if self.d_ff is None:  # SwiGLU's three matrices at 8/3 C hold what GELU's two hold at 4 C
             self.d_ff = 4 * self.n_embd if self.mlp == "gelu" else _swiglu_hidden(self.n_embd)
-        if self.sliding_window is not None and (not isinstance(self.sliding_window, int) or self.sliding_window < 1):
-            raise ValueError(f"GPTConfig.sliding_window must be None or a positive integer, got {self.sliding_window!r}")
+        window = self.sliding_window
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ValueError(f"GPTConfig.sliding_window must be None or a positive integer, got {window!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -103,6 +104,12 @@ class GPTConfig:
     def shakespeare_llama_10min(cls, **overrides) -> "GPTConfig":
         """A deeper Llama with a longer context for a 10-minute CPU run (chapter 08's best-in-10-minutes figure)."""
         return cls.shakespeare_char(**{**dict(n_layer=6, n_embd=128, block_size=128), **LLAMA_SWITCHES, **overrides})
+
+    @property
+    def rolls_past_block(self) -> bool:
+        """Whether a cached decoder may run past block_size (chapter 11): a sliding window bounds how far back a
+        query reads, and RoPE positions, unlike a learned table, exist at any index."""
+        return self.sliding_window is not None and self.position == "rope"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,7 +233,8 @@ class GPT(nn.Module):
     def _positions(attention_mask: torch.Tensor, shape) -> torch.Tensor:
         """(B, T) positions from a left-padding mask: 0 at each sequence's first token (padding gets 0 too)."""
         if tuple(attention_mask.shape) != tuple(shape):
-            raise ValueError(f"attention_mask must have the shape of idx {tuple(shape)}, got {tuple(attention_mask.shape)}")
+            raise ValueError(f"attention_mask must have the shape of idx {tuple(shape)}, "
+                             f"got {tuple(attention_mask.shape)}")
         return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
 
     def _check_ids(self, ids: torch.Tensor, name: str, shape=None, past: int = 0) -> None:
@@ -236,8 +244,8 @@ class GPT(nn.Module):
             raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
         if shape is not None and ids.shape != shape:
             raise ValueError(f"{name} must have the shape of idx {tuple(shape)}, got {tuple(ids.shape)}")
-        rolling = self.cfg.sliding_window is not None and self.cfg.position == "rope"  # positions may pass the block
-        if ids.size(1) > self.cfg.block_size or (past + ids.size(1) > self.cfg.block_size and not rolling):
+        too_long = past + ids.size(1) > self.cfg.block_size and not self.cfg.rolls_past_block
+        if ids.size(1) > self.cfg.block_size or too_long:
             raise ValueError(f"sequence of {past + ids.size(1)} tokens is longer than the context (block_size "
                              f"{self.cfg.block_size}); crop it to the last {self.cfg.block_size} tokens")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):

@@ -55,8 +55,7 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
     mask = torch.ones_like(idx) if attention_mask is None else attention_mask.to(idx.device).long()
     padded = not bool(mask.all())  # without padding the model needs no mask: positions count from the cache
     block = model.cfg.block_size
-    rolls = model.cfg.sliding_window is not None and model.cfg.position == "rope"  # chapter 11: past the block
-    if cache and T + max_new_tokens > block and not rolls:
+    if cache and T + max_new_tokens > block and not model.cfg.rolls_past_block:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) past the cache: the prompt ({T} positions, padding "
                          f"included) plus the new tokens must fit the context of {block}; ask for at most "
                          f"{block - T} tokens, or pass cache=False to re-read a context cropped to the last {block}")
@@ -106,8 +105,7 @@ def _encode_prompts(prompts, tokenizer, model) -> list[list[int]]:
         ids = [int(i) for i in (p.tolist() if isinstance(p, torch.Tensor) else p)]
         if not ids:
             raise ValueError("a prompt is empty: give it at least one token (for example a newline)")
-        rolls = model.cfg.sliding_window is not None and model.cfg.position == "rope"
-        if len(ids) > model.cfg.block_size and not rolls:  # a sliding window reads long prompts a chunk at a time
+        if len(ids) > model.cfg.block_size and not model.cfg.rolls_past_block:  # a window reads them in chunks
             raise ValueError(f"a prompt of {len(ids)} tokens is longer than the context ({model.cfg.block_size})")
         if min(ids) < 0 or max(ids) >= model.cfg.vocab_size:
             raise ValueError(f"prompt ids must be in 0..{model.cfg.vocab_size - 1}, got {min(ids)}..{max(ids)}: "

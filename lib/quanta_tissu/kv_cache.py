@@ -22,8 +22,7 @@ class KVCache:
     def __init__(self, cfg, batch_size: int, max_len: int | None = None, device="cpu", dtype=torch.float32):
         self.max_len = max_len or cfg.block_size
         window = cfg.sliding_window
-        rolls_past_block = window is not None and cfg.position == "rope"  # learned positions end at the block
-        if self.max_len < 1 or (self.max_len > cfg.block_size and not rolls_past_block):
+        if self.max_len < 1 or (self.max_len > cfg.block_size and not cfg.rolls_past_block):
             raise ValueError(f"max_len must be in 1..block_size ({cfg.block_size}) unless a RoPE model has a sliding "
                              f"window, got {self.max_len}")
         self.slots = self.max_len if window is None else min(self.max_len, 2 * window - 1)
