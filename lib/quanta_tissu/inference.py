@@ -73,8 +73,9 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
                           cache=kv)
                     step_in = step_in[:, kv.chunk:]
                 logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
+            seen = _seen_ids(idx, mask) if sampling.repetition_penalty != 1.0 else None  # only the penalty reads it
             logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
-                                    sampling.repetition_penalty, _seen_ids(idx, mask))
+                                    sampling.repetition_penalty, seen)
             nxt = sample(logits, generator, greedy=sampling.temperature == 0)  # (B, 1)
             idx, mask, step_in = torch.cat([idx, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1), nxt
             yield nxt
@@ -137,10 +138,8 @@ def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature
     """Completions of a batch of prompts (``qt.generate``): strings with a tokenizer, else id lists.
 
     ``stop``: token ids (ints) and/or strings; a row ends at the first one, which is not included."""
-    if stop is None:
-        stop = []
     sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
-    stop = [stop] if isinstance(stop, str) or not hasattr(stop, "__iter__") else list(stop)
+    stop = [] if stop is None else [stop] if isinstance(stop, str) or not hasattr(stop, "__iter__") else list(stop)
     stop_strings = [s for s in stop if isinstance(s, str)]
     stop_ids = {int(s) for s in stop if not isinstance(s, str)}  # ints, NumPy or torch integers alike
     if stop_strings and tokenizer is None:
