@@ -65,3 +65,17 @@ def test_attention_mask_must_match_the_ids():
     model = GPT(CONFIGS["gpt2"])
     with pytest.raises(ValueError, match="attention_mask must have the shape of idx"):
         model(torch.zeros(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 4))
+
+
+def test_attention_maps_are_the_weights_attend_uses():
+    from quanta_tissu.attention import attention_maps
+
+    torch.manual_seed(0)
+    model = GPT(CONFIGS["llama-gqa"]).eval()
+    idx = torch.randint(0, 40, (1, 12))
+    maps = attention_maps(model, idx)  # (L, H, T, T)
+    assert maps.shape == (2, 4, 12, 12) and (maps.triu(1) == 0).all()
+    with torch.no_grad():
+        x = model.blocks[0].ln1(model.wte(idx))
+        q, k, v = model.blocks[0].attn.project(x)
+        assert (maps[0] @ repeat_kv(v, 2)[0] - model.blocks[0].attn.attend(q, k, v)[0]).abs().max() < 1e-6

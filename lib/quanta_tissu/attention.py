@@ -47,21 +47,27 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         B, T, _ = x.shape
-        H, KV, D = self.n_head, self.n_kv, self.head_dim
-        heads = self.qkv(x).view(B, T, H + 2 * KV, D)  # (B, T, (H + 2KV) * D) -> (B, T, H + 2KV, D): q | k | v
-        qk, v = heads.split([H + KV, KV], dim=2)
-        if self.rope is not None:  # queries and keys share their positions' angles: one call rotates both
-            qk = self.rope(qk, positions)
-        q, k = qk.split([H, KV], dim=2)
-        k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, KV, T, D)
+        H, D = self.n_head, self.head_dim
+        q, k, v = self.project(x, positions)
         start = 0 if cache is None else cache.length
         q_pos = k_pos = torch.arange(start, start + T, device=x.device)  # the columns of the new positions
         if cache is not None:  # chapter 11: add this step's keys and values to the past ones, read them all
             k, v, k_pos = cache.update(k, v, q_pos)  # (B, KV, S, D) and the column each key came from (S,)
         if key_mask is not None:
             key_mask = key_mask[:, k_pos.clamp(min=0)]  # (B, S): padding, looked up by column
-        y = self.attend(q.transpose(1, 2), k, v, key_mask, q_pos, k_pos)  # (B, H, T, D)
+        y = self.attend(q, k, v, key_mask, q_pos, k_pos)  # (B, H, T, D)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * D)))  # (B, T, H, D) -> (B, T, C)
+
+    def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
+        """x (B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D): one matmul, split, queries and keys rotated."""
+        B, T, _ = x.shape
+        H, KV, D = self.n_head, self.n_kv, self.head_dim
+        heads = self.qkv(x).view(B, T, H + 2 * KV, D)  # (B, T, (H + 2KV) * D) -> (B, T, H + 2KV, D): q | k | v
+        qk, v = heads.split([H + KV, KV], dim=2)
+        if self.rope is not None:  # queries and keys share their positions' angles: one call rotates both
+            qk = self.rope(qk, positions)
+        q, k = qk.split([H, KV], dim=2)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def visible(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
         """(T, S): may the query in column q_pos[t] read the key in column k_pos[s]? Causal, and within the window."""
@@ -102,8 +108,8 @@ class Attention(nn.Module):
 def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
     """(L, H, T, T) attention weights of every layer and head for idx (1, T) (chapter 11: what heads look at).
 
-    Recomputed from each attention's own input with its own pieces (q, k, RoPE, the mask), so it shows exactly
-    what ``Attention.attend`` weighs."""
+    Recomputed from each attention's own input with its own pieces (``project``, ``visible``), so it shows
+    exactly what ``Attention.attend`` weighs."""
     inputs = []
     hooks = [b.attn.register_forward_hook(lambda m, args, out: inputs.append(args[0])) for b in model.blocks]
     try:
@@ -113,13 +119,10 @@ def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
             h.remove()
     maps = []
     for block, x in zip(model.blocks, inputs):
-        a, (B, T, _) = block.attn, x.shape
-        heads = a.qkv(x).view(B, T, a.n_head + 2 * a.n_kv, a.head_dim)  # (B, T, H + 2KV, D)
-        qk = heads[:, :, :a.n_head + a.n_kv]
-        qk = a.rope(qk) if a.rope is not None else qk
-        q, k = qk.split([a.n_head, a.n_kv], dim=2)
-        k = repeat_kv(k.transpose(1, 2), a.n_head // a.n_kv)  # (B, H, T, D)
-        att = (q.transpose(1, 2) * a.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, T)
+        a, T = block.attn, x.size(1)
+        q, k, _ = a.project(x)
+        k = repeat_kv(k, a.n_head // a.n_kv)  # (B, H, T, D)
+        att = (q * a.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, T, T)
         pos = torch.arange(T, device=x.device)
         maps.append(att.masked_fill(~a.visible(pos, pos), float("-inf")).softmax(-1)[0])
     return torch.stack(maps)
