@@ -34,7 +34,8 @@ def speculative_generate(target, draft, idx: torch.Tensor, max_new_tokens: int, 
     nxt = target(idx, cache=t_cache)[0][:, -1:].argmax(-1)  # (1, 1): the target's first token
     draft(idx, cache=d_cache)
     out, stats = [idx, nxt], dict(rounds=0, proposed=0, accepted=0)
-    while sum(t.size(1) for t in out) < total:
+    done = idx.size(1) + 1  # tokens in out
+    while done < total:
         guesses, last = [], nxt
         for _ in range(k):  # the draft's greedy guesses, one step each
             last = draft(last, cache=d_cache)[0][:, -1:].argmax(-1)
@@ -46,12 +47,13 @@ def speculative_generate(target, draft, idx: torch.Tensor, max_new_tokens: int, 
         stats["proposed"] += k
         stats["accepted"] += n_ok
         kept = torch.cat([guesses[:, :n_ok], checked[:, n_ok:n_ok + 1]], 1)  # accepted guesses + the target's next
-        length = sum(t.size(1) for t in out) + n_ok  # positions whose keys and values are now right
+        length = done + n_ok  # positions whose keys and values are now right
         t_cache.truncate(length)
         d_cache.truncate(min(d_cache.length, length))
         if d_cache.length < length:  # the draft never read its last accepted guess: read it now
             draft(guesses[:, n_ok - 1:n_ok], cache=d_cache)
         out.append(kept)
+        done += kept.size(1)
         nxt = kept[:, -1:]
     stats["acceptance_rate"] = stats["accepted"] / max(1, stats["proposed"])
     return torch.cat(out, 1)[:, :total], stats
