@@ -63,8 +63,7 @@ test: install assets
 NB ?= $(wildcard chapters/[0-9][0-9]_*.ipynb)
 execute: install
 	for nb in $(NB); do echo "executing $$nb"; \
-	  jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 \
-	    --ExecutePreprocessor.store_widget_state=False "$$nb"; done
+	  jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb"; done
 
 lab: install
 	jupyter lab
