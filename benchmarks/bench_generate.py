@@ -8,7 +8,11 @@ Prints, all measured in this run:
 - transformers' ``generate`` (with its cache) on the same weights, exported with ``qt.save_hf``;
 - the bandwidth bound: at batch 1, each new token reads every weight and the cache so far once, so tokens/s can
   not exceed copy bandwidth / bytes read per token; ours is printed as a fraction of it;
-- batch-8 throughput and the time to first token for a 512-token prompt.
+- batch-8 throughput and the time to first token for a 512-token prompt;
+- the matmul floor: the time per token of the model's weight matrices alone, each applied to one vector, with
+  nothing else around them. No fp32 decoder can beat it, so it says which goals are reachable at all: per-token
+  time above it is the cost of the ~30 small operations per layer around the matmuls (norms, rotations,
+  attention over the cache, residual adds), each a separate PyTorch call at batch 1.
 Writes benchmarks/results/generate.json.
 Usage: python benchmarks/bench_generate.py [--tokens 1000] [--threads 2] [--smoke]
 """
@@ -48,6 +52,20 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def matmul_floor(model, rounds: int = 200) -> float:
+    """Seconds per token of every Linear of the model applied to one vector (B = 1, T = 1), back to back."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(1, 1, lin.in_features) for lin in linears]
+    with torch.no_grad():
+        for lin, x in zip(linears, inputs):  # warm-up
+            lin(x)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for lin, x in zip(linears, inputs):
+                lin(x)
+    return (time.perf_counter() - start) / rounds
 
 
 def transformers_speed(model, prompt, new_tokens: int) -> float:
@@ -94,6 +112,9 @@ def main():
     r["batch8_tokens_per_s"] = tokens_per_s(lambda: generate(model, batch8, n, temperature=0, cache=True), n, batch=8)
     long_prompt = torch.randint(0, cfg.vocab_size, (1, min(512, cfg.block_size - 1)))
     r["ttft_512_s"] = _timed(lambda: generate(model, long_prompt, 1, temperature=0, cache=True))
+    r["matmul_floor_ms"] = matmul_floor(model, 20 if args.smoke else 200) * 1e3
+    r["cache_ms_per_token"] = 1e3 / r["cache_tokens_per_s"]
+    r["transformers_ms_per_token"] = 1e3 / r["transformers_tokens_per_s"]
     r["cache_vs_no_cache"] = r["cache_tokens_per_s"] / r["no_cache_tokens_per_s"]
     r["ours_vs_transformers"] = r["cache_tokens_per_s"] / r["transformers_tokens_per_s"]
     r["fraction_of_bound"] = r["cache_tokens_per_s"] / r["bound_tokens_per_s"]
@@ -104,6 +125,10 @@ def main():
     print(f"bandwidth bound: {r['bandwidth_GB_per_s']:.1f} GB/s / {r['bytes_per_token_MB']:.1f} MB per token = "
           f"{r['bound_tokens_per_s']:.0f} tokens/s; ours reaches {r['fraction_of_bound']:.0%} of it (goal 60%)")
     print(f"batch 8: {r['batch8_tokens_per_s']:.0f} tokens/s | time to first token, 512-token prompt: {r['ttft_512_s'] * 1e3:.0f} ms")
+    print(f"per token: ours {r['cache_ms_per_token']:.2f} ms, transformers {r['transformers_ms_per_token']:.2f} ms; "
+          f"the weight matmuls alone {r['matmul_floor_ms']:.2f} ms ({weight_bytes / r['matmul_floor_ms'] / 1e6:.0f} GB/s). "
+          f"2x transformers needs {r['transformers_ms_per_token'] / 2:.2f} ms, 60% of the bound "
+          f"{1e3 / (0.6 * r['bound_tokens_per_s']):.2f} ms")
     if not args.smoke:
         RESULTS.write_text(json.dumps(r, indent=1) + "\n")
         print(f"written to {RESULTS}")

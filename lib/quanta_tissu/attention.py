@@ -48,24 +48,27 @@ class Attention(nn.Module):
                 key_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         B, T, _ = x.shape
         H, D = self.n_head, self.head_dim
-        q, k, v = self.project(x, positions)
-        start = 0 if cache is None else cache.length
-        q_pos = k_pos = torch.arange(start, start + T, device=x.device)  # the columns of the new positions
+        start = 0 if cache is None else cache.length  # the column of the first new position
+        q, k, v = self.project(x, positions, start)
+        q_pos = k_pos = None  # keys in columns 0..S-1, queries the last T of them: true until a cache rolls
         if cache is not None:  # chapter 11: add this step's keys and values to the past ones, read them all
-            k, v, k_pos = cache.update(k, v, q_pos)  # (B, KV, S, D) and the column each key came from (S,)
-        if key_mask is not None:
+            k, v, k_pos = cache.update(k, v)  # (B, KV, S, D) and the column each key came from (S,)
+            if self.window is not None:  # a rolling cache holds its columns in any order: name the queries'
+                q_pos = torch.arange(start, start + T, device=x.device)
+        if key_mask is not None and k_pos is not None:
             key_mask = key_mask[:, k_pos.clamp(min=0)]  # (B, S): padding, looked up by column
         y = self.attend(q, k, v, key_mask, q_pos, k_pos)  # (B, H, T, D)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * D)))  # (B, T, H, D) -> (B, T, C)
 
-    def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
-        """x (B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D): one matmul, split, queries and keys rotated."""
+    def project(self, x: torch.Tensor, positions: torch.Tensor | None = None, start: int = 0):
+        """x (B, T, C) -> q (B, H, T, D), k and v (B, KV, T, D): one matmul, split, queries and keys rotated
+        (by ``positions`` (B, T), or else as columns start..start+T-1)."""
         B, T, _ = x.shape
         H, KV, D = self.n_head, self.n_kv, self.head_dim
         heads = self.qkv(x).view(B, T, H + 2 * KV, D)  # (B, T, (H + 2KV) * D) -> (B, T, H + 2KV, D): q | k | v
         qk, v = heads.split([H + KV, KV], dim=2)
         if self.rope is not None:  # queries and keys share their positions' angles: one call rotates both
-            qk = self.rope(qk, positions)
+            qk = self.rope(qk, positions, start)
         q, k = qk.split([H, KV], dim=2)
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
@@ -87,14 +90,14 @@ class Attention(nn.Module):
         B, H, T, D = q.shape
         S, KV = k.size(2), k.size(1)
         G = H // KV
-        if k_pos is None:
-            k_pos = torch.arange(S, device=q.device)
-        if q_pos is None:
-            q_pos = k_pos[S - T:]
         q = q.reshape(B, KV, G * T, D)  # head h = kv * G + g: the rows of group kv are (g, t), g-major
         att = (q * D**-0.5) @ k.transpose(-2, -1)  # (B, KV, G*T, S); scaling q: T x D products, not T x S
         if T == 1 and key_mask is None and self.window is None:  # one new query: every key it is given is past
             return (self.attn_drop(att.softmax(dim=-1)) @ v).view(B, H, T, D)
+        if k_pos is None:
+            k_pos = torch.arange(S, device=q.device)
+        if q_pos is None:
+            q_pos = k_pos[S - T:]
         allowed = self.visible(q_pos, k_pos)  # (T, S)
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
             itself = k_pos[None, :] == q_pos[:, None]  # (T, S)

@@ -210,12 +210,11 @@ class GPT(nn.Module):
         past = 0 if cache is None else cache.length
         self._check_ids(idx, "idx", past=past)
         B, T = idx.shape
+        # positions: None means past..past+T-1 in every row; a left-padded row counts only its tokens (B, T)
         positions = None if attention_mask is None else self._positions(attention_mask, (B, past + T))[:, past:]
-        if positions is None and past:
-            positions = torch.arange(past, past + T, device=idx.device).expand(B, T)  # (B, T): after the cached ones
         x = self.wte(idx)  # (B, T, C)
         if self.cfg.position == "learned":
-            pos = torch.arange(T, device=idx.device) if positions is None else positions  # (T,) or (B, T)
+            pos = torch.arange(past, past + T, device=idx.device) if positions is None else positions  # (T,) or (B, T)
             x = x + self.wpe(pos)  # (B, T, C) + (T, C) or (B, T, C)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):

@@ -7,8 +7,9 @@ per step). Grouped-query attention stores only its KV heads: that is where its m
 attention of block i reads and writes; the model advances ``length`` once all layers have written.
 With a sliding window W (chapter 11) the cache rolls: column c goes to slot c mod slots, with
 slots = min(max_len, 2W - 1), so its memory stays flat however long the text; each write may then add at most
-``chunk`` = slots - W + 1 positions, so that no key a new query still needs is overwritten. ``positions`` records
-the column each slot holds (-1 while empty), and the attention masks by column, not by slot.
+``chunk`` = slots - W + 1 positions, so that no key a new query still needs is overwritten. ``positions`` gives
+the column each slot holds: slot i holds column i until the cache rolls; a rolling cache records its columns (-1
+while empty), and the attention masks by column, not by slot.
 Does not: evict anything but what a window has left behind, or know how positions are counted: the model does.
 """
 from __future__ import annotations
@@ -32,7 +33,10 @@ class KVCache:
         shape = (cfg.n_layer, batch_size, cfg.n_kv_heads, self.slots, head_dim)  # (L, B, KV, slots, D)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.positions = torch.full((self.slots,), -1, dtype=torch.long, device=device)  # the column in each slot
+        self.rolls = rolls
+        # the column each slot holds: slot i holds column i until the cache rolls; a rolling one records them
+        self.positions = torch.full((self.slots,), -1, dtype=torch.long, device=device) if rolls else \
+            torch.arange(self.slots, device=device)  # (only the first ``length`` are ever read)
         self.length = 0  # columns written so far, the same for every row (left padding keeps rows aligned)
 
     @property
@@ -49,7 +53,8 @@ class KVCache:
         """Forget every column from ``length`` on (speculative decoding rejects guesses): they get overwritten."""
         if not 0 <= length <= self.length or (self.slots < self.max_len and length < self.length - self.chunk):
             raise ValueError(f"cannot truncate a cache of {self.length} positions to {length}")
-        self.positions[self.positions >= length] = -1
+        if self.rolls:
+            self.positions[self.positions >= length] = -1
         self.length = length
 
 
@@ -63,7 +68,7 @@ class LayerCache:
     def length(self) -> int:
         return self.cache.length
 
-    def update(self, k: torch.Tensor, v: torch.Tensor, columns: torch.Tensor):
+    def update(self, k: torch.Tensor, v: torch.Tensor):
         """k, v (B, KV, T, D) of the new columns -> (k, v (B, KV, S, D), columns (S,)) of every key held."""
         c, start, T = self.cache, self.cache.length, k.size(2)
         if start + T > c.max_len:
@@ -74,9 +79,11 @@ class LayerCache:
         if start + T <= c.slots:  # not rolled yet: slots are columns, write and read a prefix
             c.k[self.index, :, :, start:start + T] = k  # in place: no allocation per step
             c.v[self.index, :, :, start:start + T] = v
-            c.positions[start:start + T] = columns
+            if c.rolls:
+                c.positions[start:start + T] = torch.arange(start, start + T, device=k.device)
             end = start + T
             return c.k[self.index, :, :, :end], c.v[self.index, :, :, :end], c.positions[:end]
+        columns = torch.arange(start, start + T, device=k.device)
         slots = columns % c.slots  # rolled: column c lives in slot c mod slots
         c.k[self.index].index_copy_(2, slots, k)
         c.v[self.index].index_copy_(2, slots, v)

@@ -52,15 +52,22 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", cos, persistent=False)  # derived from the config: not saved
         self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, heads, D); positions None (0..T-1 for every row) or (B, T) integer positions."""
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
+        """x (B, T, heads, D); positions None (start..start+T-1 for every row: a slice of the tables, no lookup)
+        or (B, T) integer positions (a left-padded batch: each row counts its own)."""
         if positions is None:
-            T = x.size(1)
-            return apply_rope(x, self.cos[:T, None], self.sin[:T, None])  # cos, sin (T, 1, D): every head alike
-        if positions.numel() and int(positions.max()) >= self.cos.size(0):  # a sliding window passed the block
-            cos, sin = rope_cache(self.head_dim, 2 * int(positions.max()) + 1, self.theta)
-            self.cos, self.sin = cos.to(self.cos.device), sin.to(self.sin.device)
+            end = start + x.size(1)
+            self._grow(end)
+            return apply_rope(x, self.cos[start:end, None], self.sin[start:end, None])  # cos, sin (T, 1, D)
+        if positions.numel():
+            self._grow(int(positions.max()) + 1)
         return apply_rope(x, self.cos[positions][:, :, None], self.sin[positions][:, :, None])  # (B, T, 1, D)
+
+    def _grow(self, length: int) -> None:
+        """A sliding window lets a cached decoder pass the block size: double the tables when a position needs it."""
+        if length > self.cos.size(0):
+            cos, sin = rope_cache(self.head_dim, 2 * length, self.theta)
+            self.cos, self.sin = cos.to(self.cos.device), sin.to(self.sin.device)
 
 
 def apply_rope_interleaved(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
