@@ -107,13 +107,15 @@ def test_token_data_batches_and_errors(token_dir, tmp_path):
         data.TokenData(empty, 16)
 
 
-def test_resume_is_exact(token_dir, tmp_path):
-    uninterrupted = make_trainer(token_dir)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_resume_is_exact(token_dir, tmp_path, precision):
+    uninterrupted = make_trainer(token_dir, precision=precision)
     uninterrupted.fit(progress=False)
-    first = make_trainer(token_dir, tmp_path / "run")
+    first = make_trainer(token_dir, tmp_path / "run", precision=precision)
     first.fit(6, progress=False)  # saves at its last step
     resumed = trainer.Trainer.resume(tmp_path / "run", data.TokenData(token_dir, 16))
-    assert resumed.step == 6
+    assert resumed.step == 6 and resumed.cfg.precision == precision
+    assert resumed.scaler.state_dict() == first.scaler.state_dict()  # fp16: the loss scale carries on
     resumed.fit(progress=False)
     assert resumed.history.loss == uninterrupted.history.loss  # bit for bit, dropout included
     assert resumed.history.val_eval == uninterrupted.history.val_eval

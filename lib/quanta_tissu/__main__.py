@@ -108,8 +108,8 @@ def _train(args) -> int:
             raise FileNotFoundError(f"no prepared data in {args.data}: run "
                                     f"`python -m quanta_tissu prepare --out {args.data}` first")
         model_preset, train_preset = PRESETS[args.preset]
-        overrides = {k: v for k, v in vars(args).items()
-                     if k in ("max_steps", "batch_size", "lr", "warmup") and v is not None}
+        settable = ("max_steps", "batch_size", "lr", "warmup", "precision", "attention", "checkpointing", "compile")
+        overrides = {k: v for k, v in vars(args).items() if k in settable and v is not None}
         preset_warmup = getattr(TrainConfig, train_preset)().warmup
         if "warmup" not in overrides and overrides.get("max_steps", preset_warmup) < preset_warmup:
             overrides["warmup"] = max(1, overrides["max_steps"] // 10)  # a short run gets a short warmup
@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
     train.add_argument("--warmup", type=int)
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="chapter 12: autocast precision")
+    train.add_argument("--attention", choices=["manual", "sdpa"], help="chapter 12: attention backend")
+    train.add_argument("--checkpointing", action="store_true", default=None, help="chapter 12: activation checkpointing")
+    train.add_argument("--compile", action="store_true", default=None, help="chapter 12: torch.compile the model")
     train.add_argument("--seed", type=int, default=1337)
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default="cpu", help="cpu, cuda or auto")

@@ -8,6 +8,8 @@ Does:
   left-padded batch run as if each sequence ran alone (chapter 10). With a cache (chapter 11,
   ``qt.kv_cache``), the T new positions attend to every position written so far. With a sliding window
   (chapter 11, ``sliding_window``), a query reads only the latest ``window`` positions, itself included.
+  Chapter 12 adds a second backend: ``backend = "sdpa"`` hands the same inputs and mask to torch's fused
+  ``F.scaled_dot_product_attention``, which never stores the (T, S) attention weights.
 - ``repeat_kv``: each key/value head serves a group of query heads.
 Conventions (tested): ``qkv`` outputs q | k | v concatenated, (H + 2 KV) * D rows; query head h reads
 key/value head h // (H / KV); scores are (q / sqrt(D)) . k; masked scores are -inf before the softmax; which
@@ -18,6 +20,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+BACKENDS = ("manual", "sdpa")  # how Attention computes softmax(q k^T / sqrt(D)) v: written out, or torch's kernel
 
 
 def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -43,6 +48,7 @@ class Attention(nn.Module):
 
             self.rope = RotaryEmbedding(self.head_dim, cfg.block_size, cfg.rope_theta)
         self.window = cfg.sliding_window  # chapter 11: None reads every earlier position
+        self.backend = "manual"  # chapter 12: or "sdpa" (``GPT.set_attention``): how, not what, it computes
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
@@ -90,21 +96,38 @@ class Attention(nn.Module):
         B, H, T, D = q.shape
         S, KV = k.size(2), k.size(1)
         G = H // KV
+        plain = T == 1 and key_mask is None and self.window is None  # one new query: every key it is given is past
+        if self.backend == "sdpa":  # chapter 12: torch's fused kernel, the same function
+            return self._attend_sdpa(q, k, v, key_mask, q_pos, k_pos, plain)
         q = q.reshape(B, KV, G * T, D)  # head h = kv * G + g: the rows of group kv are (g, t), g-major
         att = (q * D**-0.5) @ k.transpose(-2, -1)  # (B, KV, G*T, S); scaling q: T x D products, not T x S
-        if T == 1 and key_mask is None and self.window is None:  # one new query: every key it is given is past
-            return (self.attn_drop(att.softmax(dim=-1)) @ v).view(B, H, T, D)
+        if not plain:
+            allowed = self.mask(T, S, key_mask, q_pos, k_pos, q.device)  # (T, S) or (B, 1, T, S)
+            allowed = allowed.repeat(*[1] * (allowed.dim() - 2), G, 1)  # (..., G*T, S): the same mask for each head
+            att = att.masked_fill(~allowed, float("-inf"))
+        return (self.attn_drop(att.softmax(dim=-1)) @ v).view(B, H, T, D)  # (B, KV, G*T, D) -> (B, H, T, D)
+
+    def mask(self, T: int, S: int, key_mask: torch.Tensor | None = None, q_pos: torch.Tensor | None = None,
+             k_pos: torch.Tensor | None = None, device=None) -> torch.Tensor:
+        """(T, S), or (B, 1, T, S) with a key mask: True where a query may read a key (defaults as ``attend``)."""
         if k_pos is None:
-            k_pos = torch.arange(S, device=q.device)
+            k_pos = torch.arange(S, device=device)
         if q_pos is None:
             q_pos = k_pos[S - T:]
         allowed = self.visible(q_pos, k_pos)  # (T, S)
         if key_mask is not None:  # padding is never read; a padding query reads itself, so no row is empty
             itself = k_pos[None, :] == q_pos[:, None]  # (T, S)
             allowed = allowed & key_mask[:, None, None, :].bool() | itself  # (B, 1, T, S)
-        allowed = allowed.repeat(*[1] * (allowed.dim() - 2), G, 1)  # (..., G*T, S): the same mask for each head
-        att = att.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-        return (self.attn_drop(att) @ v).view(B, H, T, D)  # (B, KV, G*T, D) -> (B, H, T, D)
+        return allowed
+
+    def _attend_sdpa(self, q, k, v, key_mask, q_pos, k_pos, plain: bool) -> torch.Tensor:
+        """``F.scaled_dot_product_attention`` on the same inputs: a fused kernel that never stores the (T, S)
+        weights (chapter 12). A plain causal mask is the kernel's own (``is_causal``); any other is passed in."""
+        T, S = q.size(2), k.size(2)
+        causal = key_mask is None and self.window is None and k_pos is None and T == S
+        mask = None if plain or causal else self.mask(T, S, key_mask, q_pos, k_pos, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop.p if self.training
+                                              else 0.0, is_causal=causal and T > 1, enable_gqa=k.size(1) < q.size(1))
 
 
 @torch.no_grad()

@@ -6,8 +6,10 @@ dropout after the embeddings, the attention weights and each residual branch; GP
 clear errors for inconsistent configs and bad inputs.
 Chapter 08 adds switches (``norm``, ``mlp``, ``position``, ``n_kv_heads``, ``bias``) whose pieces live
 in ``quanta_tissu.llama``, ``quanta_tissu.rope`` and the one attention, ``quanta_tissu.attention``; the
-defaults are GPT-2's, so chapter 06's model is unchanged. Chapter 10 adds ``attention_mask`` (left padding).
-Does not: train, sample, cache keys and values, or load other formats: training, inference and
+defaults are GPT-2's, so chapter 06's model is unchanged. Chapter 10 adds ``attention_mask`` (left padding),
+chapter 11 a KV cache, chapter 12 two execution switches that leave the function unchanged: ``set_attention``
+(manual or SDPA) and ``checkpointing`` (activation checkpointing: recompute blocks in the backward pass).
+Does not: train, sample, store keys and values (``qt.kv_cache`` does), or load other formats: training, inference and
 interop modules import this one, never the reverse.
 Conventions (tested): ``nn.Linear`` weights are (out, in); the attention projection outputs q|k|v
 concatenated; GELU is the tanh approximation; LayerNorm eps is 1e-5.
@@ -182,10 +184,22 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight  # one matrix reads and writes tokens
+        self.checkpointing = False  # chapter 12: recompute each block's activations in the backward pass
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    def set_attention(self, backend: str) -> "GPT":
+        """Compute every block's attention with ``backend`` (chapter 12): "manual" or "sdpa"; the weights and
+        the function stay the same."""
+        from .attention import BACKENDS
+
+        if backend not in BACKENDS:
+            raise ValueError(f"attention backend must be one of {BACKENDS}, got {backend!r}")
+        for block in self.blocks:
+            block.attn.backend = backend
+        return self
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -218,7 +232,12 @@ class GPT(nn.Module):
             x = x + self.wpe(pos)  # (B, T, C) + (T, C) or (B, T, C)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, positions, attention_mask, None if cache is None else cache.layer(i))
+            layer_cache = None if cache is None else cache.layer(i)
+            if self.checkpointing and self.training and torch.is_grad_enabled():  # chapter 12: keep only x
+                x = torch.utils.checkpoint.checkpoint(block, x, positions, attention_mask, layer_cache,
+                                                      use_reentrant=False)  # the backward reruns the block
+            else:
+                x = block(x, positions, attention_mask, layer_cache)
         if cache is not None:
             cache.advance(T)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)

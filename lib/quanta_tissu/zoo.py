@@ -33,7 +33,7 @@ from pathlib import Path
 from .data import CORPORA, cache_dir
 from .gpt import GPTConfig
 from .tokenizer import CharTokenizer
-from .training.trainer import TrainConfig
+from .training.trainer import EXECUTION, TrainConfig
 
 SHIPPED = Path(__file__).parent / "checkpoints"  # the course checkpoints committed with the lib
 RETRAIN_TOLERANCE = 0.03  # nats: how far a retrained recipe's validation loss may land from the shipped one
@@ -49,7 +49,9 @@ class Recipe:
     about: str  # one line for the learner
 
     def fingerprint(self) -> str:
-        blob = json.dumps([CORPORA[self.corpus].sha256, self.model.to_dict(), self.train.__dict__], sort_keys=True)
+        # chapter 12's execution switches, left at their defaults, leave a recipe (and its fingerprint) as it was
+        train = {k: v for k, v in self.train.__dict__.items() if not (k in EXECUTION and v == EXECUTION[k])}
+        blob = json.dumps([CORPORA[self.corpus].sha256, self.model.to_dict(), train], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

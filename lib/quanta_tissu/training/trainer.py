@@ -1,5 +1,9 @@
 """The training loop (chapter 07): AdamW, warmup + cosine schedule (or WSD, chapter 08), accumulation, clipping,
-evaluation, checkpoints with exact resume, a progress bar and a JSON-lines metrics file."""
+evaluation, checkpoints with exact resume, a progress bar and a JSON-lines metrics file.
+
+Chapter 12 adds execution switches to ``TrainConfig``, seams of this one loop rather than forks of it:
+``precision`` (autocast to bf16 or fp16, with loss scaling for fp16, ``qt.precision``), ``attention``
+("manual" or "sdpa"), ``checkpointing`` (activation checkpointing) and ``compile`` (``torch.compile``)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +14,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..attention import BACKENDS
 from ..gpt import GPT, GPTConfig
+from ..precision import LossScaler, autocast, check_precision
 from . import checkpoint
 from .data import TokenData
 from .optim import cosine_lr, wsd_lr
 
 
 SCHEDULES = ("cosine", "wsd")  # the learning-rate shapes TrainConfig.schedule names
+EXECUTION = {"precision": "fp32", "attention": "manual", "checkpointing": False, "compile": False}  # chapter 12
 
 
 @dataclass
@@ -38,6 +45,11 @@ class TrainConfig:
     eval_iters: int = 20  # batches averaged per evaluation, per split
     ckpt_every: int = 0  # steps between checkpoints; 0: only at the end (when an out_dir is given)
     seed: int = 1337  # seeds the model init, the data order and dropout
+    # chapter 12: how each step runs (``EXECUTION``); at their defaults a run is chapter 07's, bit for bit
+    precision: str = "fp32"  # "fp32", or autocast to "bf16" or "fp16" (fp16 adds loss scaling)
+    attention: str = "manual"  # "manual" (chapter 06's attention written out) or "sdpa" (torch's fused kernel)
+    checkpointing: bool = False  # recompute each block's activations in the backward: less memory, more time
+    compile: bool = False  # torch.compile the model's forward: a one-off compile cost, then faster steps
 
     def __post_init__(self):
         for f in ("max_steps", "batch_size", "grad_accum", "eval_iters"):
@@ -50,6 +62,9 @@ class TrainConfig:
         if self.warmup > self.max_steps:
             raise ValueError(f"TrainConfig.warmup ({self.warmup}) exceeds max_steps ({self.max_steps})")
         self.betas = tuple(self.betas)
+        check_precision(self.precision)
+        if self.attention not in BACKENDS:
+            raise ValueError(f"TrainConfig.attention must be one of {BACKENDS}, got {self.attention!r}")
 
     @classmethod
     def shakespeare_char(cls, **overrides) -> "TrainConfig":
@@ -105,6 +120,10 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config = extra_config or {}
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+        model.set_attention(cfg.attention)  # chapter 12: the switches of how each step runs
+        model.checkpointing = cfg.checkpointing
+        self.forward = torch.compile(model) if cfg.compile else model  # compiled lazily, at the first step
+        self.scaler = LossScaler(enabled=cfg.precision == "fp16")  # only fp16's narrow range needs it
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order; checkpointed
         self.step = 0
         self.history = History()
@@ -125,12 +144,15 @@ class Trainer:
         total = 0.0
         for _ in range(self.cfg.grad_accum):
             x, y = self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device)
-            _, loss = self.model(x, y)
-            (loss / self.cfg.grad_accum).backward()  # gradients add up over micro-batches: average them
+            with autocast(self.cfg.precision, self.device):  # chapter 12: nothing for fp32
+                _, loss = self.forward(x, y)
+            self.scaler.scale(loss / self.cfg.grad_accum).backward()  # micro-batch gradients add up: average
             total += loss.item() / self.cfg.grad_accum
         if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped if an fp16 gradient overflowed
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.history.steps.append(self.step)
@@ -145,8 +167,9 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.cfg.seed + 1)  # separate: evaluation never shifts the data order
         out = {}
         for split in ("train", "val"):
-            losses = [self.model(*self.data.get_batch(split, self.cfg.batch_size, gen, self.device))[1].item()
-                      for _ in range(self.cfg.eval_iters)]
+            with autocast(self.cfg.precision, self.device):
+                losses = [self.model(*self.data.get_batch(split, self.cfg.batch_size, gen, self.device))[1].item()
+                          for _ in range(self.cfg.eval_iters)]
             out[split] = sum(losses) / len(losses)
         return out
 
@@ -187,7 +210,7 @@ class Trainer:
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
                  "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                 "history": asdict(self.history)}
+                 "history": asdict(self.history), "scaler": self.scaler.state_dict()}
         return checkpoint.save(self.out_dir, self.step, self.model, config, state)
 
     @classmethod
@@ -206,6 +229,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if "scaler" in state:  # written since chapter 12
+            trainer.scaler.load_state_dict(state["scaler"])
         trainer.step = state["step"]
         trainer.history = History(**state["history"])
         return trainer
