@@ -13,3 +13,10 @@ def test_bench_generate_smoke():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "cache / no cache" in out.stdout and "of it (goal 60%)" in out.stdout
+
+
+def test_bench_train_smoke():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--smoke"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "MFU" in out.stdout and "checkpointing" in out.stdout and "autocast step time" in out.stdout

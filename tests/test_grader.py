@@ -115,6 +115,19 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return int((guesses == choices).sum())\n",
            {"cache_write": "the offset", "attend_new": "is_causal=True", "rolling_columns": "newest column",
             "accepted": "first disagreement"}),
+    "12": ("import torch\n"
+           "def to_bf16(x):\n"
+           "    return (x.view(torch.int32) & ~0xFFFF).view(torch.float32)\n"  # truncates
+           "def underflow_fraction(grads, scale):\n"
+           "    return float((grads * scale).half().eq(0).float().mean())\n"  # counts the zeros that were zero
+           "def scaler_update(scale, clean_steps, found_inf, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):\n"
+           "    if found_inf:\n"
+           "        return scale * backoff_factor, clean_steps\n"  # forgets to reset the count
+           "    return scale, clean_steps + 1\n"
+           "def flops_per_token(matmul_weights, n_layer, context, n_embd):\n"
+           "    return 2 * matmul_weights\n",  # the forward only
+           {"to_bf16": "truncates", "underflow_fraction": "already zero", "scaler_update": "starts again at 0",
+            "flops_per_token": "forward pass only"}),
 }
 
 

@@ -100,3 +100,46 @@ def sliding_window(T: int = 12, window: int = 4):
         ax.set_ylabel("query position")
         ax.set_title("causal" if w is None else f"sliding window of {w}: a cache of {w} positions suffices", fontsize=10)
     return fig
+
+
+def float_formats():
+    """Chapter 12: the bits of fp32, bf16 and fp16: sign, exponent (range) and mantissa (precision)."""
+    formats = [("fp32", 8, 23), ("bf16", 8, 7), ("fp16", 5, 10)]
+    fig, ax = plt.subplots(figsize=(11, 2.6))
+    for row, (name, exponent, mantissa) in enumerate(formats):
+        y = 2 - row
+        ax.text(-0.8, y + 0.35, name, ha="right", va="center", fontsize=11)
+        for i, (n, color, label) in enumerate([(1, "#e45756", "sign"), (exponent, "#4c78a8", f"exponent {exponent}"),
+                                               (mantissa, "#72b7b2", f"mantissa {mantissa}")]):
+            x = sum(k for k, _, _ in [(1, 0, 0), (exponent, 0, 0)][:i])
+            ax.add_patch(plt.Rectangle((x, y), n, 0.7, fc=color, ec="white"))
+            if n > 1:
+                ax.text(x + n / 2, y + 0.35, label, ha="center", va="center", fontsize=9, color="white")
+    ax.text(0, 3.0, "exponent bits set the range (bf16 keeps fp32's 8); mantissa bits set the precision "
+            "(fp16 keeps 10, bf16 only 7)", fontsize=9, color="#555")
+    ax.set_xlim(-2.5, 32.5)
+    ax.set_ylim(-0.2, 3.3)
+    ax.axis("off")
+    return fig
+
+
+def activation_checkpointing(layers: int = 4):
+    """Chapter 12: what the forward keeps for the backward, without and with activation checkpointing."""
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.4))
+    for ax, checkpointed in zip(axes, (False, True)):
+        for i in range(layers):
+            x = i * 2.2
+            _box(ax, x, 1.0, 1.7, 0.8, f"block {i + 1}", "#dbe9f6")
+            ax.add_patch(plt.Rectangle((x - 0.35, 1.25), 0.25, 0.3, fc="#e45756"))  # the block's input
+            if not checkpointed:
+                for j in range(4):  # the activations inside the block
+                    ax.add_patch(plt.Rectangle((x + 0.1 + j * 0.4, 0.35), 0.3, 0.4, fc="#f58518"))
+            if i:
+                _arrow(ax, x - 0.5, 1.4, x - 0.35, 1.4)
+        ax.set_title("checkpointing: only each block's input (red) is kept; the backward reruns the block"
+                     if checkpointed else "plain: every activation inside every block (orange) is kept for the backward",
+                     fontsize=9)
+        ax.set_xlim(-0.6, layers * 2.2)
+        ax.set_ylim(0.1, 2.1)
+        ax.axis("off")
+    return fig

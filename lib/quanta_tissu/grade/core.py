@@ -25,6 +25,7 @@ CHAPTERS = {
     "09": "ex09_parity.py",
     "10": "ex10_sampling.py",
     "11": "ex11_kv_cache.py",
+    "12": "ex12_precision.py",
 }
 
 
