@@ -5,12 +5,14 @@ Commands (each chapter that adds one documents it):
 - ``tokenizer encode --tokenizer DIR (--text TEXT | --input FILE)``  (chapter 04)
 - ``data path NAME``: where the corpus loader finds a corpus (chapter 01)
 - ``prepare --out DIR [--tokenizer char|bpe]``: tokenize the corpus into train.bin/val.bin (chapter 07)
-- ``train --data DIR --out DIR [--preset shakespeare-char] [--max-steps N ...] [--resume]`` (chapter 07)
+- ``train --data DIR --out DIR [--preset shakespeare-char] [--max-steps N ...] [--resume]`` (chapter 07); under
+  ``torchrun --nproc_per_node=N -m quanta_tissu train ... --strategy ddp|zero|fsdp``, data-parallel (chapter 13)
 - ``generate --checkpoint DIR --prompt TEXT [--tokens N]`` (chapter 07)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -96,19 +98,24 @@ def _train(args) -> int:
     from .training.data import TokenData
     from .training.trainer import Trainer, TrainConfig
 
-    run = setup(seed=args.seed, threads=args.threads, device=args.device)
+    from .training.distributed import start
+
+    main = int(os.environ.get("RANK", 0)) == 0  # under torchrun (chapter 13) only rank 0 prints
+    run = setup(seed=args.seed, threads=args.threads, device=args.device, verbose=main)
+    start(run.device)  # joins torchrun's process group; nothing for one process
     if args.resume:
         from .training.checkpoint import read_config
 
         cfg = read_config(args.out)
         data = TokenData(args.data, cfg["model"]["block_size"])
-        trainer = Trainer.resume(args.out, data, run.device, max_steps=args.max_steps)
+        trainer = Trainer.resume(args.out, data, run.device, max_steps=args.max_steps, strategy=args.strategy)
     else:
         if not (Path(args.data) / "meta.json").is_file():
             raise FileNotFoundError(f"no prepared data in {args.data}: run "
                                     f"`python -m quanta_tissu prepare --out {args.data}` first")
         model_preset, train_preset = PRESETS[args.preset]
-        settable = ("max_steps", "batch_size", "lr", "warmup", "precision", "attention", "checkpointing", "compile")
+        settable = ("max_steps", "batch_size", "lr", "warmup", "precision", "attention", "checkpointing", "compile",
+                    "strategy")
         overrides = {k: v for k, v in vars(args).items() if k in settable and v is not None}
         preset_warmup = getattr(TrainConfig, train_preset)().warmup
         if "warmup" not in overrides and overrides.get("max_steps", preset_warmup) < preset_warmup:
@@ -120,7 +127,8 @@ def _train(args) -> int:
         tokenizer = {k: data_meta[k] for k in ("tokenizer", "vocab_size", "chars") if k in data_meta}
         trainer = Trainer(GPT(model_cfg), data, train_cfg, args.out, run.device, {"tokenizer": tokenizer})
     history = trainer.fit()
-    print(f"step {trainer.step}: validation loss {history.val_eval[-1]:.4f}; checkpoint in {args.out}")
+    if main:
+        print(f"step {trainer.step}: validation loss {history.val_eval[-1]:.4f}; checkpoint in {args.out}")
     return 0
 
 
@@ -201,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--attention", choices=["manual", "sdpa"], help="chapter 12: attention backend")
     train.add_argument("--checkpointing", action="store_true", default=None, help="chapter 12: activation checkpointing")
     train.add_argument("--compile", action="store_true", default=None, help="chapter 12: torch.compile the model")
+    train.add_argument("--strategy", choices=["none", "ddp", "zero", "fsdp"],
+                       help="chapter 13: data parallelism under torchrun (--batch-size is then the global batch)")
     train.add_argument("--seed", type=int, default=1337)
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default="cpu", help="cpu, cuda or auto")

@@ -98,6 +98,14 @@ def load_weights(model, path) -> None:
                               f"unexpected {sorted(unexpected)}")
 
 
+def weights_dtype(path) -> torch.dtype:
+    """The dtype the checkpoint's weights were written in (float32 unless a run chose another)."""
+    from safetensors import safe_open
+
+    with safe_open(str(resolve(path) / "model.safetensors"), framework="pt") as f:
+        return f.get_tensor(next(iter(f.keys()))).dtype
+
+
 def load_model(path):
     """(model, config) from a checkpoint: the GPT its config describes, with its weights, in eval mode."""
     from ..gpt import GPT, GPTConfig

@@ -3,7 +3,10 @@ evaluation, checkpoints with exact resume, a progress bar and a JSON-lines metri
 
 Chapter 12 adds execution switches to ``TrainConfig``, seams of this one loop rather than forks of it:
 ``precision`` (autocast to bf16 or fp16, with loss scaling for fp16, ``qt.precision``), ``attention``
-("manual" or "sdpa"), ``checkpointing`` (activation checkpointing) and ``compile`` (``torch.compile``)."""
+("manual" or "sdpa"), ``checkpointing`` (activation checkpointing) and ``compile`` (``torch.compile``).
+Chapter 13 adds ``strategy`` (``qt.training.distributed``): under torchrun, N processes each take 1/N of every
+global batch and train one model with DDP, ZeRO or FSDP; only rank 0 logs and writes checkpoints, which hold the
+whole state in one format, so a run resumes on any number of processes."""
 from __future__ import annotations
 
 import json
@@ -19,11 +22,14 @@ from ..gpt import GPT, GPTConfig
 from ..precision import LossScaler, autocast, check_precision
 from . import checkpoint
 from .data import TokenData
+from .distributed import (STRATEGIES, World, check_strategy, full_optimizer_state, load_optimizer_state,
+                          make_optimizer, wrap)
 from .optim import cosine_lr, wsd_lr
 
 
 SCHEDULES = ("cosine", "wsd")  # the learning-rate shapes TrainConfig.schedule names
-EXECUTION = {"precision": "fp32", "attention": "manual", "checkpointing": False, "compile": False}  # chapter 12
+EXECUTION = {"precision": "fp32", "attention": "manual", "checkpointing": False, "compile": False,  # chapter 12
+             "strategy": "none"}  # chapter 13
 
 
 @dataclass
@@ -50,6 +56,7 @@ class TrainConfig:
     attention: str = "manual"  # "manual" (chapter 06's attention written out) or "sdpa" (torch's fused kernel)
     checkpointing: bool = False  # recompute each block's activations in the backward: less memory, more time
     compile: bool = False  # torch.compile the model's forward: a one-off compile cost, then faster steps
+    strategy: str = "none"  # chapter 13: "ddp", "zero" or "fsdp" under torchrun; batch_size is then the global batch
 
     def __post_init__(self):
         for f in ("max_steps", "batch_size", "grad_accum", "eval_iters"):
@@ -63,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup ({self.warmup}) exceeds max_steps ({self.max_steps})")
         self.betas = tuple(self.betas)
         check_precision(self.precision)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.attention not in BACKENDS:
             raise ValueError(f"TrainConfig.attention must be one of {BACKENDS}, got {self.attention!r}")
 
@@ -116,14 +125,23 @@ class Trainer:
             raise ValueError(f"the data has vocab_size {data.vocab_size} but the model only {model.cfg.vocab_size}")
         if data.block_size != model.cfg.block_size:
             raise ValueError(f"data windows of {data.block_size} tokens do not match block_size {model.cfg.block_size}")
-        self.model, self.data, self.cfg, self.device = model.to(device), data, cfg, device
+        self.world = World.current()  # chapter 13: rank 0 of 1 unless torchrun started several processes
+        check_strategy(cfg.strategy, self.world)
+        if cfg.batch_size % self.world.size:
+            raise ValueError(f"TrainConfig.batch_size ({cfg.batch_size}) is the global batch, split over "
+                             f"{self.world.size} processes: it must be a multiple of {self.world.size}")
+        self.model, self.data, self.cfg, self.device = model.to(device), data, cfg, device  # the model itself
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config = extra_config or {}
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
         model.set_attention(cfg.attention)  # chapter 12: the switches of how each step runs
         model.checkpointing = cfg.checkpointing
-        self.forward = torch.compile(model) if cfg.compile else model  # compiled lazily, at the first step
+        wrapped = wrap(model, cfg.strategy)  # chapter 13: DDP around it, or FSDP's shards; itself for "none"
+        self.optimizer = make_optimizer(param_groups(model, cfg.weight_decay), cfg.strategy, lr=cfg.lr,
+                                        betas=cfg.betas)
+        self.forward = torch.compile(wrapped) if cfg.compile else wrapped  # compiled lazily, at the first step
         self.scaler = LossScaler(enabled=cfg.precision == "fp16")  # only fp16's narrow range needs it
+        if self.world.size > 1:  # the same initial weights everywhere, then each rank its own dropout masks
+            torch.manual_seed(cfg.seed + self.world.rank)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order; checkpointed
         self.step = 0
         self.history = History()
@@ -143,13 +161,16 @@ class Trainer:
         self.model.train()
         total = 0.0
         for _ in range(self.cfg.grad_accum):
-            x, y = self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device)
+            x, y = self._my_rows(*self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device))
             with autocast(self.cfg.precision, self.device):  # chapter 12: nothing for fp32
                 _, loss = self.forward(x, y)
             self.scaler.scale(loss / self.cfg.grad_accum).backward()  # micro-batch gradients add up: average
             total += loss.item() / self.cfg.grad_accum
-        if self.cfg.grad_clip:
+        total = self.world.mean(total)  # chapter 13: the loss of the whole global batch
+        if self.cfg.grad_clip or self.world.size > 1:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            self.scaler.found_inf = self.world.any(self.scaler.found_inf)  # every rank skips the same steps
+        if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)  # skipped if an fp16 gradient overflowed
         self.scaler.update()
@@ -159,6 +180,13 @@ class Trainer:
         self.history.loss.append(total)
         self.history.lr.append(lr)
         return total
+
+    def _my_rows(self, x: torch.Tensor, y: torch.Tensor):
+        """This rank's rows of the global batch (chapter 13): every rank draws the same batch and keeps 1/N of it,
+        so the data order is the single process's, whatever the number of processes."""
+        rows = x.size(0) // self.world.size
+        mine = slice(self.world.rank * rows, (self.world.rank + 1) * rows)
+        return x[mine], y[mine]
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -177,7 +205,8 @@ class Trainer:
     def fit(self, steps: int | None = None, progress: bool = True) -> History:
         """Train until ``max_steps`` (or ``steps`` more steps), evaluating, logging and checkpointing."""
         end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
-        bar = tqdm(total=end - self.step, desc="training", disable=not progress, mininterval=0.5)
+        bar = tqdm(total=end - self.step, desc="training", disable=not (progress and self.world.is_main),
+                   mininterval=0.5)
         tokens = self.cfg.batch_size * self.cfg.grad_accum * self.model.cfg.block_size
         start, first = time.perf_counter(), self.step
         while self.step < end:
@@ -199,32 +228,58 @@ class Trainer:
         return self.history
 
     def _log(self, record: dict) -> None:
-        if self.out_dir:
+        if self.out_dir and self.world.is_main:  # chapter 13: one log for the run, not one per process
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 writes; with several processes every rank must call this)."""
         config = {"model": self.model.cfg.to_dict(), "train": asdict(self.cfg), **self.extra_config}
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                 "history": asdict(self.history), "scaler": self.scaler.state_dict()}
-        return checkpoint.save(self.out_dir, self.step, self.model, config, state)
+        optimizer = full_optimizer_state(self.model, self.optimizer, self.cfg.strategy)  # the whole state, by name
+        model = self._full_model()
+        path = None
+        if self.world.is_main:
+            state = {"step": self.step, "optimizer": optimizer,
+                     "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                     "history": asdict(self.history), "scaler": self.scaler.state_dict()}
+            path = checkpoint.save(self.out_dir, self.step, model, config, state)
+        self.world.barrier()  # no rank runs ahead of a checkpoint being written
+        return path
+
+    def _full_model(self) -> GPT:
+        """The model with whole tensors: itself, unless FSDP sharded it (then gathered, on rank 0)."""
+        if self.cfg.strategy != "fsdp":
+            return self.model
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        weights = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.world.is_main:
+            return None
+        full = GPT(self.model.cfg).to(next(iter(weights.values())).dtype)
+        full.load_state_dict(weights)
+        return full
 
     @classmethod
-    def resume(cls, out_dir, data: TokenData, device: str = "cpu", max_steps: int | None = None) -> "Trainer":
-        """Rebuild a run from its latest checkpoint; training then continues exactly."""
+    def resume(cls, out_dir, data: TokenData, device: str = "cpu", max_steps: int | None = None,
+               strategy: str | None = None) -> "Trainer":
+        """Rebuild a run from its latest checkpoint; training then continues exactly (on one process; under
+        another number of processes, ``strategy``, continues with the same data and state)."""
         config = checkpoint.read_config(out_dir)
         model_cfg = GPTConfig(**config["model"])
-        train_cfg = TrainConfig(**{**config["train"], **({"max_steps": max_steps} if max_steps else {})})
-        model = GPT(model_cfg)
+        overrides = {**({"max_steps": max_steps} if max_steps else {}), **({"strategy": strategy} if strategy else {})}
+        train_cfg = TrainConfig(**{**config["train"], **overrides})
+        model = GPT(model_cfg).to(checkpoint.weights_dtype(out_dir))
         checkpoint.load_weights(model, out_dir)
         extra = {k: v for k, v in config.items() if k not in ("model", "train")}
         trainer = cls(model, data, train_cfg, out_dir, device, extra)
         state = checkpoint.load_state(out_dir)
-        trainer.optimizer.load_state_dict(state["optimizer"])
+        if all(isinstance(k, int) for k in state["optimizer"]["state"]):  # written before chapter 13: by position
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        else:
+            load_optimizer_state(trainer.model, trainer.optimizer, train_cfg.strategy, state["optimizer"])
         trainer.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
@@ -234,3 +289,33 @@ class Trainer:
         trainer.step = state["step"]
         trainer.history = History(**state["history"])
         return trainer
+
+
+def train_replica(world, data_folder, model_fields: dict, train_fields: dict, out_dir=None, dtype: str = "float32",
+                  resume: bool = False) -> dict:
+    """One process's part of a run (chapter 13; ``distributed.run_local`` starts them): the model from the seed
+    (in ``dtype``), the Trainer (or, with ``resume``, the run in ``out_dir`` continued to ``max_steps``), ``fit``.
+    Rank 0 gets the whole trained weights, the loss history, and every rank's bytes of optimizer state."""
+    import torch.distributed as dist
+
+    data = TokenData(data_folder, model_fields["block_size"])
+    if resume:
+        trainer = Trainer.resume(out_dir, data, max_steps=train_fields.get("max_steps"),
+                                 strategy=train_fields.get("strategy", "none"))
+    else:
+        torch.manual_seed(train_fields.get("seed", TrainConfig.seed))  # the same initial weights on every rank
+        model = GPT(GPTConfig(**model_fields)).to(getattr(torch, dtype))
+        trainer = Trainer(model, data, TrainConfig(**train_fields), out_dir)
+    history = trainer.fit(progress=False)
+    from .distributed import optimizer_state_bytes
+
+    state_bytes = [optimizer_state_bytes(trainer.optimizer)]
+    if world.size > 1:
+        gathered = [None] * world.size
+        dist.all_gather_object(gathered, state_bytes[0])
+        state_bytes = gathered
+    full = trainer._full_model()
+    if not world.is_main:
+        return None
+    return {"weights": {k: v.detach().clone() for k, v in full.state_dict().items()}, "loss": history.loss,
+            "optimizer_bytes": state_bytes}
