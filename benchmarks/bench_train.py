@@ -117,7 +117,7 @@ def main():
     cfg = GPTConfig.llama(**fields)
     if not args.smoke:  # a cold compile takes tens of seconds whatever the size
         measure_compile(r, name, cfg, batch, steps)
-    r["precision_step_ms"] = {p: seconds_per_step(make_step(cfg, batch, precision=p), 1 if args.smoke else 3, 1) * 1e3
+    r["precision_step_ms"] = {p: seconds_per_step(make_step(cfg, batch, precision=p), 1 if args.smoke else 10, 1) * 1e3
                               for p in ("fp32", "bf16", "fp16")}
     print("autocast step time, " + ", ".join(f"{p} {ms:.0f} ms" for p, ms in r["precision_step_ms"].items()))
     if not args.smoke:

@@ -25,8 +25,12 @@ def underflow_fraction(grads: torch.Tensor, scale: float) -> float:
 
 def scaler_update(scale: float, clean_steps: int, found_inf: bool, growth_factor: float = 2.0,
                   backoff_factor: float = 0.5, growth_interval: int = 2000) -> tuple:
-    """One update of dynamic loss scaling after a step. Return (new scale, new clean_steps), where clean_steps
-    counts the steps in a row without an inf or nan gradient."""
+    """One update of dynamic loss scaling after a step. Return (new scale, new clean_steps).
+
+    ``clean_steps`` counts the steps in a row, before this one, without an inf or nan gradient; ``found_inf`` says
+    whether this step had one. The rule (torch.amp.GradScaler's): after an overflow, multiply the scale by
+    backoff_factor and restart the count; after a clean step, count it, and when the count reaches
+    growth_interval, multiply the scale by growth_factor and restart the count."""
     raise NotImplementedError
 
 

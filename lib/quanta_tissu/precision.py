@@ -3,7 +3,8 @@
 Does:
 - ``PRECISIONS`` names the three choices of ``TrainConfig.precision``: "fp32", "bf16" and "fp16";
   ``autocast(precision, device)`` is the ``torch.autocast`` context for one of them (nothing for "fp32"):
-  matmuls run in 16 bits, while softmax, normalisation and the loss stay in float32 (autocast's own lists);
+  matmuls run in 16 bits, the loss in float32 (autocast's own lists: on CUDA softmax and normalisation also run
+  in float32; on CPU their kernels add up in float32 and round their outputs to 16 bits);
 - ``LossScaler``: dynamic loss scaling written out, the rule ``torch.amp.GradScaler`` applies (tested step for
   step against it): multiply the loss by S so that small fp16 gradients do not flush to zero; divide the
   gradients by S before the optimizer sees them; if any is inf or nan, skip the step and halve S; after
