@@ -128,6 +128,17 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return 2 * matmul_weights\n",  # the forward only
            {"to_bf16": "truncates", "underflow_fraction": "already zero", "scaler_update": "starts again at 0",
             "flops_per_token": "forward pass only"}),
+    "13": ("import torch\n"
+           "import torch.distributed as dist\n"
+           "def shard_rows(batch_size, rank, world_size):\n"
+           "    return slice(rank, batch_size, world_size)\n"  # strided
+           "def allreduce_mean(tensor):\n"
+           "    out = tensor.clone()\n"
+           "    dist.all_reduce(out)\n"
+           "    return out\n"  # the sum
+           "def zero_bytes_per_rank(parameters, ranks, stage):\n"
+           "    return parameters * (2 + 2 + (12 if stage == 0 else 12 / ranks) - (0 if stage < 1 else 2 - 2 / ranks))\n",
+           {"shard_rows": "contiguous", "allreduce_mean": "the sum", "zero_bytes_per_rank": "only the optimizer state"}),
 }
 
 

@@ -143,3 +143,51 @@ def activation_checkpointing(layers: int = 4):
         ax.set_ylim(0.1, 2.1)
         ax.axis("off")
     return fig
+
+
+def data_parallel(ranks: int = 2):
+    """Chapter 13: each rank runs the whole model on its rows of the batch; an all-reduce averages the gradients."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    for r in range(ranks):
+        y = 2.2 - r * 1.5
+        _box(ax, 0, y, 1.9, 0.9, f"share {r + 1} of {ranks}\nof the batch's rows", "#f4e3c1", 9)
+        _box(ax, 2.6, y, 2.0, 0.9, f"rank {r}: model\nforward, backward", "#dbe9f6", 9)
+        _box(ax, 5.3, y, 1.6, 0.9, f"gradients g{r}", "#fde2e4", 9)
+        _box(ax, 8.9, y, 2.0, 0.9, "the same\noptimizer step", "#d5ecd4", 9)
+        _arrow(ax, 1.9, y + 0.45, 2.6, y + 0.45)
+        _arrow(ax, 4.6, y + 0.45, 5.3, y + 0.45)
+        _arrow(ax, 6.9, y + 0.45, 7.3, 1.8 if r == 0 else 1.2)
+        _arrow(ax, 8.5, 1.8 if r == 0 else 1.2, 8.9, y + 0.45)
+    _box(ax, 7.3, 0.95, 1.2, 1.1, "all-reduce:\nmean of\nthe g's", "#e8dff5", 9)
+    ax.set_xlim(-0.1, 11)
+    ax.set_ylim(0.4, 3.3)
+    ax.axis("off")
+    return fig
+
+
+def zero_stages(ranks: int = 4):
+    """Chapter 13: what each rank holds under DDP and ZeRO stages 1-3: weights, gradients, optimizer state."""
+    parts = [("weights", 2, "#4c78a8"), ("gradients", 2, "#f58518"), ("optimizer state", 12, "#54a24b")]
+    rows = [("DDP (stage 0)", 0), ("ZeRO-1: optimizer state split", 1), ("ZeRO-2: + gradients", 2),
+            ("ZeRO-3 / FSDP: + weights", 3)]
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    for i, (label, stage) in enumerate(rows):
+        y = 3 - i
+        ax.text(-0.3, y + 0.3, label, ha="right", va="center", fontsize=9)
+        x = 0
+        for j, (name, width, color) in enumerate(parts):
+            split = {0: stage >= 3, 1: stage >= 2, 2: stage >= 1}[j]
+            w = width / ranks if split else width
+            ax.add_patch(plt.Rectangle((x, y), w, 0.6, fc=color, ec="white"))
+            if split:
+                ax.add_patch(plt.Rectangle((x + w, y), width - w, 0.6, fc="none", ec=color, ls=":"))
+            x += width + 0.3
+    for j, (name, width, color) in enumerate(parts):
+        ax.text(sum(p[1] + 0.3 for p in parts[:j]) + width / 2, 3.75, f"{name}\n{width} bytes/param", ha="center",
+                fontsize=8.5, color=color)
+    ax.text(0, -0.35, f"solid: what one of {ranks} ranks holds; dotted: held by the other ranks", fontsize=8.5,
+            color="#555")
+    ax.set_xlim(-5.2, 17.2)
+    ax.set_ylim(-0.6, 4.3)
+    ax.axis("off")
+    return fig

@@ -26,6 +26,7 @@ CHAPTERS = {
     "10": "ex10_sampling.py",
     "11": "ex11_kv_cache.py",
     "12": "ex12_precision.py",
+    "13": "ex13_distributed.py",
 }
 
 

@@ -197,10 +197,36 @@ def run_local(fn, size: int, *args, threads: int = 1):
     """Run ``fn(world, *args)`` in ``size`` new processes on this machine, joined by gloo (torchrun's job, for a
     notebook or a test); return rank 0's result. ``fn`` must be importable (defined in a module), and an
     exception in any rank is raised here with that rank's traceback."""
+    import logging
     import tempfile
 
     import torch.multiprocessing as mp
 
-    with tempfile.TemporaryDirectory(prefix="qt-dist-") as tmp:
-        mp.spawn(_entry, args=(fn, size, f"{tmp}/init", f"{tmp}/result.pt", threads, args), nprocs=size)
-        return torch.load(f"{tmp}/result.pt", weights_only=False)
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")  # it warns as it stops the others: the error says it
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory(prefix="qt-dist-") as tmp:
+            mp.spawn(_entry, args=(fn, size, f"{tmp}/init", f"{tmp}/result.pt", threads, args), nprocs=size)
+            return torch.load(f"{tmp}/result.pt", weights_only=False)
+    finally:
+        spawn_log.setLevel(level)
+
+
+def allreduce_seconds(world: World, sizes, rounds: int = 5) -> list:
+    """Seconds of one all-reduce (sum) of ``n`` float32 numbers, best of ``rounds``, for each n in ``sizes``
+    (for ``run_local``: every rank times it; rank 0's times are returned)."""
+    import time
+
+    times = []
+    for n in sizes:
+        t = torch.ones(int(n))
+        dist.all_reduce(t)  # warm-up: the connection and the buffers
+        best = float("inf")
+        for _ in range(rounds):
+            dist.barrier()
+            start = time.perf_counter()
+            dist.all_reduce(t)
+            best = min(best, time.perf_counter() - start)
+        times.append(best)
+    return times
