@@ -12,8 +12,8 @@ import torch.distributed as dist
 
 def shard_rows(batch_size: int, rank: int, world_size: int) -> slice:
     """The rows of a global batch that process ``rank`` of ``world_size`` trains on: contiguous, equal shares, rank 0
-    first (rank r takes rows r*b .. (r+1)*b - 1, b = batch_size / world_size). If batch_size is not a multiple of
-    world_size, raise ValueError naming both numbers."""
+    first. With b = batch_size / world_size, return slice(r * b, (r + 1) * b) (rows r*b to (r+1)*b - 1 inclusive).
+    If batch_size is not a multiple of world_size, raise ValueError."""
     raise NotImplementedError
 
 

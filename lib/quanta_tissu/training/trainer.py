@@ -295,7 +295,8 @@ def train_replica(world, data_folder, model_fields: dict, train_fields: dict, ou
                   resume: bool = False) -> dict:
     """One process's part of a run (chapter 13; ``distributed.run_local`` starts them): the model from the seed
     (in ``dtype``), the Trainer (or, with ``resume``, the run in ``out_dir`` continued to ``max_steps``), ``fit``.
-    Rank 0 gets the whole trained weights, the loss history, and every rank's bytes of optimizer state."""
+    Rank 0 gets the whole trained weights, the loss history, every rank's bytes of optimizer state, and the
+    seconds ``fit`` took."""
     import torch.distributed as dist
 
     data = TokenData(data_folder, model_fields["block_size"])
@@ -306,7 +307,9 @@ def train_replica(world, data_folder, model_fields: dict, train_fields: dict, ou
         torch.manual_seed(train_fields.get("seed", TrainConfig.seed))  # the same initial weights on every rank
         model = GPT(GPTConfig(**model_fields)).to(getattr(torch, dtype))
         trainer = Trainer(model, data, TrainConfig(**train_fields), out_dir)
+    start = time.perf_counter()
     history = trainer.fit(progress=False)
+    seconds = time.perf_counter() - start
     from .distributed import optimizer_state_bytes
 
     state_bytes = [optimizer_state_bytes(trainer.optimizer)]
@@ -318,4 +321,4 @@ def train_replica(world, data_folder, model_fields: dict, train_fields: dict, ou
     if not world.is_main:
         return None
     return {"weights": {k: v.detach().clone() for k, v in full.state_dict().items()}, "loss": history.loss,
-            "optimizer_bytes": state_bytes}
+            "optimizer_bytes": state_bytes, "seconds": seconds}
