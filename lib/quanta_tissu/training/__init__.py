@@ -9,5 +9,7 @@ Modules:
   resuming continues exactly where the run stopped.
 - ``trainer``: ``TrainConfig`` (with presets) and the loop: gradient accumulation, clipping,
   evaluation, a progress bar with the live loss, and a JSON-lines metrics file.
+- ``distributed`` (chapter 13): data parallelism on ``torch.distributed``: DDP, ZeRO stage 1 and FSDP2 as
+  strategies of the one Trainer, the optimizer state in one format for any world size, ZeRO's accounting.
 Imports the model; the model never imports this package.
 """
