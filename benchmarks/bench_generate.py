@@ -9,6 +9,9 @@ Prints, all measured in this run:
 - the bandwidth bound: at batch 1, each new token reads every weight and the cache so far once, so tokens/s can
   not exceed copy bandwidth / bytes read per token; ours is printed as a fraction of it;
 - batch-8 throughput and the time to first token for a 512-token prompt;
+- weight-only int8 (chapter 14, ``qt.quantize``, per-channel scales): the same decoding with a quarter of the
+  weight bytes, through torch's ``_weight_int8pack_mm`` kernel and through dequantize + float32 matmul, the better
+  as a ratio to float32;
 - the matmul floor: the time per token of the model's weight matrices alone, each applied to one vector, with
   nothing else around them. No fp32 decoder can beat it, so it says which goals are reachable at all: per-token
   time above it is the cost of the ~30 small operations per layer around the matmuls (norms, rotations,
@@ -17,6 +20,7 @@ Writes benchmarks/results/generate.json.
 Usage: python benchmarks/bench_generate.py [--tokens 1000] [--threads 2] [--smoke]
 """
 import argparse
+import copy
 import json
 import platform
 import tempfile
@@ -28,6 +32,7 @@ import torch
 import quanta_tissu as qt
 from quanta_tissu.gpt import GPT, GPTConfig
 from quanta_tissu.inference import generate
+from quanta_tissu.quantize import QuantizedLinear, quantize_model
 
 RESULTS = Path(__file__).parent / "results" / "generate.json"
 CONFIG = dict(vocab_size=1024, block_size=1024, n_layer=6, n_embd=384, n_head=6, n_kv_heads=2)
@@ -102,6 +107,17 @@ def main():
     r["no_cache_tokens_per_s"] = tokens_per_s(lambda: generate(model, prompt, no_cache_n, temperature=0), no_cache_n)
     r["cache_tokens_per_s"] = tokens_per_s(lambda: generate(model, prompt, n, temperature=0, cache=True), n)
     r["transformers_tokens_per_s"] = transformers_speed(model, prompt, n)
+    int8 = quantize_model(copy.deepcopy(model), "int8")
+    for kernel in (True, False):  # torch's int8 weight-only kernel, then dequantize + float32 matmul
+        QuantizedLinear.int8_kernel = kernel
+        generate(int8, prompt, 4, temperature=0, cache=True)  # warm-up
+        speed = tokens_per_s(lambda: generate(int8, prompt, n, temperature=0, cache=True), n)
+        r["int8_kernel_tokens_per_s" if kernel else "int8_dequantize_tokens_per_s"] = speed
+    QuantizedLinear.int8_kernel = True
+    r["int8_tokens_per_s"] = max(r["int8_kernel_tokens_per_s"], r["int8_dequantize_tokens_per_s"])
+    r["int8_vs_fp32"] = r["int8_tokens_per_s"] / r["cache_tokens_per_s"]
+    best_kernel = r["int8_kernel_tokens_per_s"] >= r["int8_dequantize_tokens_per_s"]
+    r["int8_kernel"] = "torch._weight_int8pack_mm" if best_kernel else "dequantize + float32 matmul"
     bandwidth = copy_bandwidth(8 if args.smoke else 256)
     cache_bytes_per_token = 2 * cfg.n_layer * cfg.n_kv_heads * (cfg.n_embd // cfg.n_head) * 4  # k and v, fp32
     mean_bytes = weight_bytes + cache_bytes_per_token * (prompt.size(1) + n / 2)  # the cache read, on average
@@ -125,6 +141,9 @@ def main():
     print(f"bandwidth bound: {r['bandwidth_GB_per_s']:.1f} GB/s / {r['bytes_per_token_MB']:.1f} MB per token = "
           f"{r['bound_tokens_per_s']:.0f} tokens/s; ours reaches {r['fraction_of_bound']:.0%} of it (goal 60%)")
     print(f"batch 8: {r['batch8_tokens_per_s']:.0f} tokens/s | time to first token, 512-token prompt: {r['ttft_512_s'] * 1e3:.0f} ms")
+    print(f"weight-only int8: torch._weight_int8pack_mm {r['int8_kernel_tokens_per_s']:.0f} tokens/s, dequantize + "
+          f"float32 matmul {r['int8_dequantize_tokens_per_s']:.0f} tokens/s; the better, {r['int8_kernel']}, is "
+          f"{r['int8_vs_fp32']:.2f}x float32 (goal 1.5x)")
     print(f"per token: ours {r['cache_ms_per_token']:.2f} ms, transformers {r['transformers_ms_per_token']:.2f} ms; "
           f"the weight matmuls alone {r['matmul_floor_ms']:.2f} ms ({weight_bytes / r['matmul_floor_ms'] / 1e6:.0f} GB/s). "
           f"2x transformers needs {r['transformers_ms_per_token'] / 2:.2f} ms, 60% of the bound "

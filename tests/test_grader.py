@@ -128,6 +128,17 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return 2 * matmul_weights\n",  # the forward only
            {"to_bf16": "truncates", "underflow_fraction": "already zero", "scaler_update": "starts again at 0",
             "flops_per_token": "forward pass only"}),
+    "14": ("import torch\n"
+           "def int8_zero_point(w):\n"
+           "    lo, hi = w.min().clamp(max=0), w.max().clamp(min=0)\n"
+           "    scale = (hi - lo) / 255\n"
+           "    zero = -128 - torch.round(lo / scale)\n"
+           "    return torch.round(w / scale).to(torch.int8), scale, zero\n"  # the zero point left out of q
+           "def pack_nibbles(values):\n"
+           "    return values[..., 1::2] | (values[..., 0::2] << 4)\n"  # reversed nibbles
+           "def group_scales(w, group_size, bits=4):\n"
+           "    return w.reshape(w.shape[0], group_size, -1).abs().amax(1) / (2 ** (bits - 1) - 1)\n",  # strided
+           {"int8_zero_point": "zero point is added", "pack_nibbles": "nibble order", "group_scales": "strided"}),
     "13": ("import torch\n"
            "import torch.distributed as dist\n"
            "def shard_rows(batch_size, rank, world_size):\n"

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "attention", "bigram", "bpe", "data", "diagrams", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting",
     "precision", "profiling",
-    "playground", "rope", "runtime", "sampling", "kv_cache", "show", "tokenizer", "training", "zoo",
+    "playground", "rope", "runtime", "sampling", "kv_cache", "show", "tokenizer", "training", "zoo", "quantize", "gptq",
 }
 # Convenience names re-exported at the top level: name -> module (or "module:attribute").
 _SHORTCUTS = {

@@ -27,6 +27,7 @@ CHAPTERS = {
     "11": "ex11_kv_cache.py",
     "12": "ex12_precision.py",
     "13": "ex13_distributed.py",
+    "14": "ex14_quantization.py",
 }
 
 
