@@ -30,6 +30,8 @@ def _scale(w: torch.Tensor, top: int) -> torch.Tensor:
 
 
 def _round(w: torch.Tensor, scale: torch.Tensor, top: int, bottom: int) -> torch.Tensor:
+    # torch.round sends halves to even (qt.quantize's formats round them away from zero, as llama.cpp): on these
+    # simulated grids exact halves are measure-zero, and RTN and GPTQ share this rounding, so they compare fairly
     return torch.clamp(torch.round(w / scale), bottom, top) * scale
 
 

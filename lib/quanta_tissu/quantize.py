@@ -153,8 +153,9 @@ def dequantize_q4_0(data: torch.Tensor) -> torch.Tensor:
 
 
 class QuantizedLinear(nn.Module):
-    """A Linear whose weight is stored in ``scheme`` ("int8" per channel, or "int4" / "nf4" in groups) and
-    dequantized to float32 for each matmul (weight-only quantization: activations stay float32)."""
+    """A Linear whose weight is stored in ``scheme`` ("int8" per channel, or "int4" / "nf4" in groups): int8 runs
+    torch's int8 weight-only kernel, int4 and NF4 are dequantized to float32 for each matmul (weight-only
+    quantization: activations stay float32)."""
 
     int8_kernel = True  # int8 through torch._weight_int8pack_mm; False: dequantize, then a float32 matmul
 
