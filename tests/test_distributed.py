@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from quanta_tissu.gpt import GPTConfig
+from quanta_tissu.gpt import GPT, GPTConfig
 from quanta_tissu.training import data, distributed
 from quanta_tissu.training.trainer import TrainConfig, Trainer, train_replica
 
@@ -81,7 +81,7 @@ def test_batch_must_divide_by_the_world_size(folder):
 
 def test_a_strategy_needs_torchrun(folder):
     with pytest.raises(ValueError, match="torchrun"):
-        Trainer(__import__("quanta_tissu.gpt").gpt.GPT(GPTConfig(**MODEL)), data.TokenData(folder, 16),
+        Trainer(GPT(GPTConfig(**MODEL)), data.TokenData(folder, 16),
                 TrainConfig(**{**TRAIN, "strategy": "ddp"}))
     with pytest.raises(ValueError, match="strategy must be one of"):
         TrainConfig(strategy="horovod")
@@ -92,7 +92,7 @@ def crash_at_step_8(world, folder, out_dir):
     import os
 
     torch.manual_seed(0)
-    model = __import__("quanta_tissu.gpt").gpt.GPT(GPTConfig(**MODEL))
+    model = GPT(GPTConfig(**MODEL))
     trainer = Trainer(model, data.TokenData(folder, 16), TrainConfig(**{**TRAIN, "max_steps": 12, "ckpt_every": 6,
                                                                        "strategy": "ddp"}), out_dir)
     trainer.fit(7, progress=False)

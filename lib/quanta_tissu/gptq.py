@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .quantize import _groups, group_width
+
 
 def _grid(bits: int):
     if not 2 <= bits <= 8:
@@ -38,12 +40,8 @@ def _round(w: torch.Tensor, scale: torch.Tensor, top: int, bottom: int) -> torch
 def fake_quantize(w: torch.Tensor, bits: int, group_size: int | None = None) -> torch.Tensor:
     """Round-to-nearest on ``bits`` bits, one scale per output row and group of inputs (None: the whole row)."""
     top, bottom = _grid(bits)
-    out, width = w.shape
-    group = width if group_size is None else group_size
-    if width % group:
-        raise ValueError(f"group_size ({group_size}) must divide the input width ({width})")
-    g = w.float().reshape(out, width // group, group)
-    return _round(g, _scale(g, top), top, bottom).reshape(out, width)
+    g = _groups(w, group_size)  # (out, groups, group)
+    return _round(g, _scale(g, top), top, bottom).reshape(w.shape)
 
 
 def gptq(w: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int | None = None,
@@ -57,9 +55,7 @@ def gptq(w: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int | No
     W = w.detach().float().clone()
     H = hessian.detach().double().clone()
     width = W.size(1)
-    group = width if group_size is None else group_size
-    if width % group:
-        raise ValueError(f"group_size ({group_size}) must divide the input width ({width})")
+    group = group_width(width, group_size)
     dead = torch.diag(H) == 0  # inputs never active in the calibration data: their weights do not matter
     H[dead, dead] = 1
     W[:, dead] = 0
@@ -80,14 +76,12 @@ def gptq(w: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int | No
 def _stages(block) -> list:
     """A block's Linears in the order data flows through them, those that read the same input together:
     q|k|v, then the attention's output, then the MLP's input matrices, then its output."""
-    linears = [(n, m) for n, m in block.named_modules() if isinstance(m, nn.Linear)]
-    stages, inputs = [], {}
-    for name, m in linears:
-        key = name.rsplit(".", 1)[0] + (".in" if not name.endswith("proj") else ".out")  # gate and up share
-        inputs.setdefault(key, []).append((name, m))
-    for key in inputs:
-        stages.append(inputs[key])
-    return stages
+    stages = {}
+    for name, m in block.named_modules():
+        if isinstance(m, nn.Linear):
+            key = name.rsplit(".", 1)[0] + (".out" if name.endswith("proj") else ".in")  # gate and up share
+            stages.setdefault(key, []).append((name, m))
+    return list(stages.values())
 
 
 @torch.no_grad()

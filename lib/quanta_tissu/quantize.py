@@ -54,14 +54,22 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) ->
     return (q.float() - zero) * scale
 
 
-def _groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(out, in) -> (out, in / group_size, group_size)."""
+def group_width(width: int, group_size: int | None) -> int:
+    """The inputs per scale: ``group_size``, or the whole row for None; it must divide the row's width."""
+    if group_size is None:
+        return width
+    if group_size < 1 or width % group_size:
+        raise ValueError(f"group_size ({group_size}) must divide the input width ({width}); "
+                         f"divisors include {[g for g in (32, 64, 128, 256) if width % g == 0] or [width]}")
+    return group_size
+
+
+def _groups(w: torch.Tensor, group_size: int | None) -> torch.Tensor:
+    """(out, in) -> (out, in / group_size, group_size); None: one group per row."""
     if w.dim() != 2:
         raise ValueError(f"group-wise quantization takes a matrix (out, in), got shape {tuple(w.shape)}")
-    if group_size < 1 or w.size(1) % group_size:
-        raise ValueError(f"group_size ({group_size}) must divide the input width ({w.size(1)}); "
-                         f"divisors include {[g for g in (32, 64, 128, 256) if w.size(1) % g == 0] or [w.size(1)]}")
-    return w.float().reshape(w.size(0), w.size(1) // group_size, group_size)
+    group = group_width(w.size(1), group_size)
+    return w.float().reshape(w.size(0), w.size(1) // group, group)
 
 
 def pack_int4(values: torch.Tensor) -> torch.Tensor:

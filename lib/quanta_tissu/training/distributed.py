@@ -111,8 +111,10 @@ def make_optimizer(groups, strategy: str, **adamw):
     return torch.optim.AdamW(groups, **adamw)
 
 
-def _names(model: torch.nn.Module) -> dict:
-    return {id(p): name for name, p in model.named_parameters()}
+def _param_names(model: torch.nn.Module, optimizer) -> list:
+    """The names of the optimizer's parameters, in the order its state_dict numbers them."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
 
 
 def full_optimizer_state(model, optimizer, strategy: str) -> dict | None:
@@ -128,9 +130,7 @@ def full_optimizer_state(model, optimizer, strategy: str) -> dict | None:
         if not World.current().is_main:
             return None
     state = optimizer.state_dict()
-    params = [p for g in optimizer.param_groups for p in g["params"]]  # the order state_dict numbers them in
-    names = _names(model)
-    by_index = [names[id(p)] for p in params]
+    by_index = _param_names(model, optimizer)
     return {"state": {by_index[i]: s for i, s in state["state"].items()},
             "param_groups": [{**g, "params": [by_index[i] for i in g["params"]]} for g in state["param_groups"]]}
 
@@ -142,9 +142,7 @@ def load_optimizer_state(model, optimizer, strategy: str, state: dict) -> None:
 
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
         return
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    names = _names(model)
-    index = {names[id(p)]: i for i, p in enumerate(params)}
+    index = {name: i for i, name in enumerate(_param_names(model, optimizer))}
     missing = set(index) ^ set(n for g in state["param_groups"] for n in g["params"])
     if missing:
         raise ValueError(f"the checkpoint's optimizer state does not fit this model: parameters {sorted(missing)} "
