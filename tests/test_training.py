@@ -198,3 +198,53 @@ def test_cli_prepare_train_resume_generate(tmp_path, capsys):
     assert "top_p must be in (0, 1]" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "none"), "--out", run_dir]) == 2
     assert "no prepared data" in capsys.readouterr().err
+
+
+def make_lora_model(dropout=0.1):
+    """A tiny model with fixed base weights and LoRA on every attention projection (chapter 15)."""
+    from quanta_tissu import lora
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=40, dropout=dropout))
+    return lora.apply_lora(model, r=2, alpha=4.0, dropout=0.1)
+
+
+def test_seams_adapter_only_checkpoint_resumes_exactly(token_dir, tmp_path):
+    """Chapter 15's seams: only trainable parameters reach the optimizer and the checkpoint, and such a run
+    resumes bit for bit from its base plus the adapter checkpoint."""
+    cfg = trainer.TrainConfig.smoke(max_steps=12, eval_every=4)
+    whole = trainer.Trainer(make_lora_model(), data.TokenData(token_dir, 16), cfg, trainable_only=True)
+    base_before = {n: p.clone() for n, p in whole.model.named_parameters() if not p.requires_grad}
+    whole.fit(progress=False)
+    assert all(torch.equal(p, base_before[n]) for n, p in whole.model.named_parameters() if not p.requires_grad)
+    assert sum(len(g["params"]) for g in whole.optimizer.param_groups) == 4 * 2  # A and B of 2 layers x 2 targets
+    first = trainer.Trainer(make_lora_model(), data.TokenData(token_dir, 16), cfg, tmp_path / "run",
+                            trainable_only=True)
+    first.fit(6, progress=False)
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint.resolve(tmp_path / "run") / "model.safetensors"), "pt") as f:
+        assert all(".lora_" in k for k in f.keys()) and len(list(f.keys())) == 8
+    with pytest.raises(checkpoint.CheckpointError, match="pass model="):
+        trainer.Trainer.resume(tmp_path / "run", data.TokenData(token_dir, 16))
+    resumed = trainer.Trainer.resume(tmp_path / "run", data.TokenData(token_dir, 16), model=make_lora_model())
+    resumed.fit(progress=False)
+    assert resumed.history.loss == whole.history.loss
+
+
+def test_seams_custom_loss_fn(token_dir):
+    """loss_fn(model, batch) replaces next-token loss everywhere: training steps and evaluation."""
+    calls = []
+
+    def double_loss(model, batch):
+        calls.append(batch[0].shape)
+        return 2 * trainer.next_token_loss(model, batch)
+
+    plain, doubled = make_trainer(token_dir, dropout=0.0, max_steps=2), make_trainer(token_dir, dropout=0.0, max_steps=2)
+    doubled.loss_fn = double_loss
+    assert math.isclose(doubled.train_step(), 2 * plain.train_step(), rel_tol=1e-6)
+    assert math.isclose(doubled.evaluate()["val"], 2 * plain.evaluate()["val"], rel_tol=1e-6)
+    assert len(calls) == 1 + 2 * doubled.cfg.eval_iters
+    frozen = GPT(GPTConfig.tiny(vocab_size=40)).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        trainer.Trainer(frozen, data.TokenData(token_dir, 16), trainer.TrainConfig.smoke())

@@ -22,17 +22,23 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete, corrupt or for another model; the message says which."""
 
 
-def save(out_dir, step: int, model, config: dict, state: dict, keep: int = 2) -> Path:
-    """Write checkpoint ``step`` under ``out_dir`` and make it the latest; keep the last ``keep``."""
-    from safetensors.torch import save_model  # handles tied weights (stored once)
+def save(out_dir, step: int, model, config: dict, state: dict, keep: int = 2, trainable_only: bool = False) -> Path:
+    """Write checkpoint ``step`` under ``out_dir`` and make it the latest; keep the last ``keep``.
+    ``trainable_only`` (chapter 15) writes only the parameters that train, e.g. a LoRA adapter: kilobytes, and the
+    frozen base comes from where it always comes from."""
+    from safetensors.torch import save_file, save_model  # save_model handles tied weights (stored once)
 
     out = Path(out_dir)
     final = out / f"step-{step:08d}"
     tmp = out / f".tmp-step-{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
+    if trainable_only:
+        save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                  str(tmp / "model.safetensors"))
+    else:
+        save_model(model, str(tmp / "model.safetensors"))
+    (tmp / "config.json").write_text(json.dumps({**config, "trainable_only": trainable_only}, indent=1))
     torch.save(state, tmp / "state.pt")
     sizes = {f.name: f.stat().st_size for f in tmp.iterdir()}
     (tmp / "manifest.json").write_text(json.dumps(sizes))
@@ -81,8 +87,10 @@ def read_config(path) -> dict:
     return json.loads((resolve(path) / "config.json").read_text())
 
 
-def load_weights(model, path) -> None:
-    """Load weights into ``model``; a model of another shape gets an error naming the tensors."""
+def load_weights(model, path, trainable_only: bool = False) -> None:
+    """Load weights into ``model``; a model of another shape gets an error naming the tensors. With
+    ``trainable_only`` (chapter 15) the checkpoint holds only the parameters that train, and the model's frozen
+    ones (its base) stay as they are."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
@@ -93,6 +101,9 @@ def load_weights(model, path) -> None:
         raise CheckpointError(f"{path / 'model.safetensors'} cannot be read: {exc}") from None
     except RuntimeError as exc:  # size mismatch
         raise CheckpointError(f"the checkpoint at {path} does not fit this model: {exc}") from None
+    if trainable_only:  # the frozen base is not in the file: only trainable tensors may be missing
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        missing = [n for n in missing if n not in frozen and n in dict(model.named_parameters())]
     if missing or unexpected:
         raise CheckpointError(f"the checkpoint at {path} does not fit this model: missing {sorted(missing)}, "
                               f"unexpected {sorted(unexpected)}")

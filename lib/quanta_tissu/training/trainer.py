@@ -6,7 +6,11 @@ Chapter 12 adds execution switches to ``TrainConfig``, seams of this one loop ra
 ("manual" or "sdpa"), ``checkpointing`` (activation checkpointing) and ``compile`` (``torch.compile``).
 Chapter 13 adds ``strategy`` (``qt.training.distributed``): under torchrun, N processes each take 1/N of every
 global batch and train one model with DDP, ZeRO or FSDP; only rank 0 logs and writes checkpoints, which hold the
-whole state in one format, so a run resumes on any number of processes."""
+whole state in one format, so a run resumes on any number of processes.
+Chapter 15 adds three seams for training something other than next-token loss on every weight: ``loss_fn(model,
+batch)`` (default ``next_token_loss``; ``data`` is anything with ``get_batch``), the trainable parameters (those
+with ``requires_grad``: LoRA freezes the rest, and the optimizer only sees what trains), and checkpoints that hold
+only those parameters (``trainable_only``), so an adapter's checkpoint is kilobytes and resumes exactly."""
 from __future__ import annotations
 
 import json
@@ -110,21 +114,31 @@ class History:
 
 
 def param_groups(model, weight_decay: float):
-    """Decay 2-D weights (matrices, embeddings); leave biases and LayerNorm gains alone."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    other = [p for p in model.parameters() if p.dim() < 2]
+    """Decay 2-D weights (matrices, embeddings); leave biases and LayerNorm gains alone. Frozen parameters
+    (``requires_grad`` False, chapter 15) are left out: the optimizer keeps no state for what never trains."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the model has no trainable parameters (every requires_grad is False): nothing to train")
+    decay = [p for p in trainable if p.dim() >= 2]
+    other = [p for p in trainable if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+def next_token_loss(model, batch) -> torch.Tensor:
+    """The default ``loss_fn``: mean cross-entropy of the next token, for a batch (x, y) of (B, T) ids."""
+    x, y = batch
+    return model(x, y)[1]
 
 
 class Trainer:
     """Owns the model, optimizer, data generator and step counter of one run."""
 
     def __init__(self, model: GPT, data: TokenData, cfg: TrainConfig, out_dir=None, device: str = "cpu",
-                 extra_config: dict | None = None):
+                 extra_config: dict | None = None, loss_fn=None, trainable_only: bool = False):
         if data.vocab_size > model.cfg.vocab_size:
             raise ValueError(f"the data has vocab_size {data.vocab_size} but the model only {model.cfg.vocab_size}")
-        if data.block_size != model.cfg.block_size:
-            raise ValueError(f"data windows of {data.block_size} tokens do not match block_size {model.cfg.block_size}")
+        if data.block_size > model.cfg.block_size:
+            raise ValueError(f"data windows of {data.block_size} tokens do not fit block_size {model.cfg.block_size}")
         self.world = World.current()  # chapter 13: rank 0 of 1 unless torchrun started several processes
         check_strategy(cfg.strategy, self.world)
         if cfg.batch_size % self.world.size:
@@ -133,6 +147,8 @@ class Trainer:
         self.model, self.data, self.cfg, self.device = model.to(device), data, cfg, device  # the model itself
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config = extra_config or {}
+        self.loss_fn = loss_fn or next_token_loss  # chapter 15: what a batch costs, e.g. DPO's preference loss
+        self.trainable_only = trainable_only  # chapter 15: checkpoints hold only what trains (an adapter)
         model.set_attention(cfg.attention)  # chapter 12: the switches of how each step runs
         model.checkpointing = cfg.checkpointing
         wrapped = wrap(model, cfg.strategy)  # chapter 13: DDP around it, or FSDP's shards; itself for "none"
@@ -161,9 +177,9 @@ class Trainer:
         self.model.train()
         total = 0.0
         for _ in range(self.cfg.grad_accum):
-            x, y = self._my_rows(*self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device))
+            batch = self._my_rows(*self.data.get_batch("train", self.cfg.batch_size, self.generator, self.device))
             with autocast(self.cfg.precision, self.device):  # chapter 12: nothing for fp32
-                _, loss = self.forward(x, y)
+                loss = self.loss_fn(self.forward, batch)
             self.scaler.scale(loss / self.cfg.grad_accum).backward()  # micro-batch gradients add up: average
             total += loss.item() / self.cfg.grad_accum
         total = self.world.mean(total)  # chapter 13: the loss of the whole global batch
@@ -181,12 +197,12 @@ class Trainer:
         self.history.lr.append(lr)
         return total
 
-    def _my_rows(self, x: torch.Tensor, y: torch.Tensor):
+    def _my_rows(self, *batch: torch.Tensor) -> tuple:
         """This rank's rows of the global batch (chapter 13): every rank draws the same batch and keeps 1/N of it,
         so the data order is the single process's, whatever the number of processes."""
-        rows = x.size(0) // self.world.size
+        rows = batch[0].size(0) // self.world.size
         mine = slice(self.world.rank * rows, (self.world.rank + 1) * rows)
-        return x[mine], y[mine]
+        return tuple(t[mine] for t in batch)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -196,8 +212,8 @@ class Trainer:
         out = {}
         for split in ("train", "val"):
             with autocast(self.cfg.precision, self.device):
-                losses = [self.model(*self.data.get_batch(split, self.cfg.batch_size, gen, self.device))[1].item()
-                          for _ in range(self.cfg.eval_iters)]
+                losses = [self.loss_fn(self.model, self.data.get_batch(split, self.cfg.batch_size, gen, self.device))
+                          .item() for _ in range(self.cfg.eval_iters)]
             out[split] = sum(losses) / len(losses)
         return out
 
@@ -245,7 +261,7 @@ class Trainer:
                      "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                      "history": asdict(self.history), "scaler": self.scaler.state_dict()}
-            path = checkpoint.save(self.out_dir, self.step, model, config, state)
+            path = checkpoint.save(self.out_dir, self.step, model, config, state, trainable_only=self.trainable_only)
         self.world.barrier()  # no rank runs ahead of a checkpoint being written
         return path
 
@@ -264,17 +280,23 @@ class Trainer:
 
     @classmethod
     def resume(cls, out_dir, data: TokenData, device: str = "cpu", max_steps: int | None = None,
-               strategy: str | None = None) -> "Trainer":
+               strategy: str | None = None, model: GPT | None = None, loss_fn=None) -> "Trainer":
         """Rebuild a run from its latest checkpoint; training then continues exactly (on one process; under
-        another number of processes, ``strategy``, continues with the same data and state)."""
+        another number of processes, ``strategy``, continues with the same data and state). A checkpoint of
+        trainable parameters only (chapter 15) needs ``model``: the frozen base, with its adapters, built as for
+        the first run; ``loss_fn`` is the run's, if it was not the default."""
         config = checkpoint.read_config(out_dir)
-        model_cfg = GPTConfig(**config["model"])
         overrides = {**({"max_steps": max_steps} if max_steps else {}), **({"strategy": strategy} if strategy else {})}
         train_cfg = TrainConfig(**{**config["train"], **overrides})
-        model = GPT(model_cfg).to(checkpoint.weights_dtype(out_dir))
-        checkpoint.load_weights(model, out_dir)
-        extra = {k: v for k, v in config.items() if k not in ("model", "train")}
-        trainer = cls(model, data, train_cfg, out_dir, device, extra)
+        trainable_only = config.get("trainable_only", False)
+        if model is None and trainable_only:
+            raise checkpoint.CheckpointError(f"the checkpoint at {out_dir} holds only the trainable parameters (an "
+                                             "adapter): pass model=, the frozen base with its adapters, to resume")
+        if model is None:
+            model = GPT(GPTConfig(**config["model"])).to(checkpoint.weights_dtype(out_dir))
+        checkpoint.load_weights(model, out_dir, trainable_only=trainable_only)
+        extra = {k: v for k, v in config.items() if k not in ("model", "train", "trainable_only")}
+        trainer = cls(model, data, train_cfg, out_dir, device, extra, loss_fn=loss_fn, trainable_only=trainable_only)
         state = checkpoint.load_state(out_dir)
         if all(isinstance(k, int) for k in state["optimizer"]["state"]):  # written before chapter 13: by position
             trainer.optimizer.load_state_dict(state["optimizer"])
