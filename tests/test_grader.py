@@ -150,6 +150,31 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "def zero_bytes_per_rank(parameters, ranks, stage):\n"
            "    return parameters * (2 + 2 + (12 if stage == 0 else 12 / ranks) - (0 if stage < 1 else 2 - 2 / ranks))\n",
            {"shard_rows": "contiguous", "allreduce_mean": "the sum", "zero_bytes_per_rank": "only the optimizer state"}),
+    "15": ("import torch\n"
+           "def lora_forward(x, weight, A, B, alpha, r):\n"
+           "    return x @ weight.T + (r / alpha) * (x @ A.T) @ B.T\n"  # the scale upside down
+           "def init_lora(in_features, out_features, r, generator):\n"
+           "    return torch.zeros(r, in_features), torch.zeros(out_features, r)\n"  # both zero: nothing ever trains
+           "def merge(weight, A, B, alpha, r):\n"
+           "    return weight + B @ A\n"  # the scale forgotten
+           "def lora_parameter_count(shapes, r):\n"
+           "    return sum(r * n_in * n_out for n_out, n_in in shapes)\n",  # r full matrices
+           {"lora_forward": "upside down", "init_lora": "no gradient ever reaches them", "merge": "scale is forgotten",
+            "lora_parameter_count": "r full matrices"}),
+    "16": ("import torch\n"
+           "import torch.nn.functional as F\n"
+           "def sequence_logprob(logits, ids, completion_mask):\n"
+           "    logps = logits.log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)\n"  # logits t scoring token t
+           "    return (logps * completion_mask).sum(1)\n"
+           "def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):\n"
+           "    h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)\n"
+           "    return -F.logsigmoid(-beta * h).mean()\n"  # the wrong sign: ln 2 at the start all the same
+           "def implicit_rewards(policy_logps, ref_logps, beta):\n"
+           "    return beta * policy_logps\n"  # the reference forgotten
+           "def reward_accuracy(chosen_rewards, rejected_rewards):\n"
+           "    return (chosen_rewards >= rejected_rewards).float().mean().item()\n",  # ties counted
+           {"sequence_logprob": "not shifted", "dpo_loss": "rewards the REJECTED",
+            "implicit_rewards": "reference is forgotten", "reward_accuracy": ">= counts ties"}),
 }
 
 

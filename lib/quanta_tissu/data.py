@@ -106,6 +106,20 @@ def train_val_split(data, val_fraction: float = 0.1):
     return data[:n_train], data[n_train:]
 
 
+# The Tempest, the last play of Tiny Shakespeare, opens with these words and lies wholly inside the validation
+# split: no course model has read a line of it (chapter 15 adapts a model to it).
+TEMPEST_OPENING = "Master:\nBoatswain!"
+
+
+def split_held_out_play(val_text: str, opening: str = TEMPEST_OPENING) -> tuple[str, str]:
+    """(the validation text before the play, the play): the play starts at ``opening``, which must occur once."""
+    start = val_text.find(opening)
+    if start < 0 or val_text.find(opening, start + 1) >= 0:
+        raise ValueError(f"the opening {opening!r} must occur exactly once in the text "
+                         f"(found {val_text.count(opening)} times); pass the validation split of the corpus")
+    return val_text[:start], val_text[start:]
+
+
 def _lookup(name: str) -> Corpus:
     if name not in CORPORA:
         raise CorpusError(f"unknown corpus {name!r}; known corpora: {', '.join(sorted(CORPORA))}")

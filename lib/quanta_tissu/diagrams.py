@@ -191,3 +191,50 @@ def zero_stages(ranks: int = 4):
     ax.set_ylim(-0.6, 4.3)
     ax.axis("off")
     return fig
+
+
+def lora():
+    """Chapter 15: a frozen projection W beside its trainable low-rank path B·A, added with the scale alpha / r."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    _box(ax, 0, 1.45, 1.3, 0.8, "x\n(B, T, in)", "#f4e3c1", 9)
+    _box(ax, 2.2, 2.4, 2.6, 0.9, "W (out, in)\nfrozen: no gradient", "#e3e3e3", 9)
+    _box(ax, 2.2, 0.9, 1.1, 0.9, "A (r, in)\nrandom", "#d5ecd4", 9)
+    _box(ax, 3.7, 0.9, 1.1, 0.9, "B (out, r)\nzero at start", "#d5ecd4", 9)
+    _box(ax, 5.6, 1.45, 0.9, 0.8, "+", "#e8dff5", 14)
+    _box(ax, 7.2, 1.45, 1.5, 0.8, "y\n(B, T, out)", "#f4e3c1", 9)
+    _arrow(ax, 1.3, 1.95, 2.2, 2.85)
+    _arrow(ax, 1.3, 1.75, 2.2, 1.35)
+    _arrow(ax, 3.3, 1.35, 3.7, 1.35)
+    _arrow(ax, 4.8, 2.85, 5.6, 2.05)
+    _arrow(ax, 4.8, 1.35, 5.6, 1.7)
+    _arrow(ax, 6.5, 1.85, 7.2, 1.85)
+    ax.text(3.5, 0.45, "× alpha / r: the only trainable numbers are r·(in + out)", ha="center", fontsize=9,
+            color="#2d6a2d")
+    ax.text(5.1, 3.55, "merged: W' = W + (alpha / r) · B A, one matmul again", ha="center", fontsize=9, color="#555")
+    ax.set_xlim(-0.1, 8.8)
+    ax.set_ylim(0.2, 3.8)
+    ax.axis("off")
+    return fig
+
+
+def dpo():
+    """Chapter 16: one preference pair through the policy and the frozen reference, into DPO's loss."""
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    _box(ax, 0, 2.3, 2.3, 0.9, "prompt x +\nchosen y_w", "#d5ecd4", 9)
+    _box(ax, 0, 0.7, 2.3, 0.9, "prompt x +\nrejected y_l", "#fde2e4", 9)
+    _box(ax, 3.1, 2.3, 2.4, 0.9, "policy πθ (trains)\nlog πθ(y|x), summed\nover completion tokens", "#dbe9f6", 8.5)
+    _box(ax, 3.1, 0.7, 2.4, 0.9, "reference πref\n(frozen copy)\nlog πref(y|x)", "#e3e3e3", 8.5)
+    _box(ax, 6.3, 1.5, 2.1, 0.9, "rewards\nr = β (log πθ − log πref)", "#e8dff5", 8.5)
+    _box(ax, 9.1, 1.5, 1.8, 0.9, "loss\n−log σ(r_w − r_l)", "#f4e3c1", 9)
+    for y in (2.75, 1.15):
+        _arrow(ax, 2.3, y, 3.1, 2.75)
+        _arrow(ax, 2.3, y, 3.1, 1.15)
+    _arrow(ax, 5.5, 2.75, 6.3, 2.1)
+    _arrow(ax, 5.5, 1.15, 6.3, 1.8)
+    _arrow(ax, 8.4, 1.95, 9.1, 1.95)
+    ax.text(5.5, 0.2, "no reward model, no sampling during training: the preference pairs and one reference pass",
+            ha="center", fontsize=9, color="#555")
+    ax.set_xlim(-0.1, 11)
+    ax.set_ylim(0, 3.5)
+    ax.axis("off")
+    return fig

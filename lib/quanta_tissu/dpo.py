@@ -3,22 +3,26 @@
 Does:
 - ``sequence_logprobs``: log p(completion | prompt) under a course model, the sum over the completion's tokens of
   log p(token_t | tokens before t) (or their mean, ``average=True``), for a batch of rows padded on either side.
-- ``dpo_loss``: from the four log-probabilities of each pair (policy and reference, chosen and rejected), the loss
-  of ``LOSS_TYPES`` ("sigmoid": DPO, "ipo", "hinge"), the implicit rewards β · (log πθ - log πref) and their margins.
-- ``preference_batch``: (prompt, chosen, rejected) token lists -> the padded batch that ``dpo_batch_loss`` reads.
+- ``dpo_loss``: from the four log-probabilities of each pair (policy and reference, chosen and rejected), the
+  loss of ``LOSS_TYPES`` ("sigmoid": DPO, "ipo", "hinge"), the implicit rewards β · (log πθ - log πref) and their
+  margins.
+- ``preference_batch``: (prompt, chosen, rejected) token lists -> a padded ``PreferenceBatch``.
 - ``dpo_batch_loss``: one forward of the policy (with gradient) and one of the frozen reference (without) over the
-  chosen and rejected rows stacked along the batch axis, then ``dpo_loss``; what a ``loss_fn(model, batch)`` calls.
-Conventions (tested against trl 1.16's ``DPOTrainer.compute_loss``): log-probabilities are summed over completion
-tokens only (the prompt conditions them but is not scored, padding is neither read nor scored); the first token
-of a row is never scored, so a completion needs a prompt of at least one token; with
-logits = (log πθ(y_w|x) - log πref(y_w|x)) - (log πθ(y_l|x) - log πref(y_l|x)), sigmoid is -log σ(β · logits),
-hinge is relu(1 - β · logits), IPO is (logits - 1 / (2β))² on log-probabilities averaged per completion token;
-no label smoothing; the loss is the mean over pairs.
+  chosen and rejected rows stacked along the batch axis, then ``dpo_loss``; ``make_loss_fn`` wraps it as the
+  Trainer's ``loss_fn(model, batch)`` (chapter 15's seam).
+Conventions (tested against trl 1.16's ``DPOTrainer``: its loss, its logged rewards and one SGD step): log-
+probabilities are summed over completion tokens only (the prompt conditions them but is not scored, padding is
+neither read nor scored); the first token of a row is never scored, so a completion needs a prompt of at least
+one token; with logits = (log πθ(y_w|x) - log πref(y_w|x)) - (log πθ(y_l|x) - log πref(y_l|x)), sigmoid is
+-log σ(β · logits), hinge is relu(1 - β · logits), IPO is (logits - 1 / (2β))² on log-probabilities averaged per
+completion token; no label smoothing; the loss is the mean over pairs. One difference: trl logs IPO's rewards
+from the summed log-probabilities, while ``dpo_loss`` reports those of what it is given (the averaged ones).
 Does not: sample completions, build a preference data set, keep the reference model in sync with the policy, or
 implement trl's other losses (robust, EXO, APO...), its f-divergences or its WPO weighting.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # trl's names for DPO's logistic loss, IPO's squared one, SLiC's hinge
 PADDING_SIDES = ("right", "left")
-_BATCH_KEYS = ("chosen_ids", "chosen_completion_mask", "rejected_ids", "rejected_completion_mask")
+_REQUIRED = ("chosen_ids", "chosen_completion_mask", "rejected_ids", "rejected_completion_mask")
 
 
 class DPOOutput(NamedTuple):
@@ -37,6 +41,20 @@ class DPOOutput(NamedTuple):
     chosen_rewards: torch.Tensor
     rejected_rewards: torch.Tensor
     margins: torch.Tensor
+
+
+class PreferenceBatch(NamedTuple):
+    """B preference pairs, each field (B, T) int64, chosen and rejected padded to one width T.
+
+    completion masks are 1 on the completion's tokens, 0 on prompt and padding; attention masks 1 on tokens, 0 on
+    padding (needed for left padding, None allowed otherwise). A tuple, so that a Trainer can slice its rows."""
+
+    chosen_ids: torch.Tensor
+    chosen_completion_mask: torch.Tensor
+    chosen_attention_mask: torch.Tensor | None
+    rejected_ids: torch.Tensor
+    rejected_completion_mask: torch.Tensor
+    rejected_attention_mask: torch.Tensor | None
 
 
 def _check_masks(ids: torch.Tensor, completion_mask: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
@@ -83,7 +101,8 @@ def sequence_logprobs(model, ids: torch.Tensor, completion_mask: torch.Tensor,
     _check_masks(ids, completion_mask, attention_mask)
     _check_scored(completion_mask, attention_mask)
     logits, _ = model(ids, attention_mask=attention_mask)  # (B, T, V)
-    logits = logits[:, :-1].float()  # (B, T-1, V): the logits at t-1 predict token t; float32 for the sum
+    # (B, T-1, V): the logits at t-1 predict token t; at least float32, as 16-bit sums lose the small differences
+    logits = logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32))
     targets = ids[:, 1:].long()  # (B, T-1)
     # log softmax at the target only: logit - logsumexp, without a second (B, T-1, V) tensor of log-probabilities
     token_logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(dim=-1)  # (B, T-1)
@@ -136,53 +155,64 @@ def _pad(rows: list[list[int]], width: int, value: int, side: str) -> torch.Tens
     return torch.tensor([p + r if side == "left" else r + p for r, p in zip(rows, pads)], dtype=torch.long)
 
 
-def preference_batch(pairs, pad_id: int = 0, padding_side: str = "right") -> dict:
-    """[(prompt_ids, chosen_ids, rejected_ids), ...] (lists of ints) -> the batch ``dpo_batch_loss`` reads.
+def preference_batch(pairs, pad_id: int = 0, padding_side: str = "right") -> PreferenceBatch:
+    """[(prompt_ids, chosen_ids, rejected_ids), ...] (lists of ints) -> a ``PreferenceBatch`` of B pairs.
 
-    Chosen and rejected rows are padded to one width T (the longest prompt + completion) so that they stack
-    into one forward. Keys, each (B, T) int64: chosen_ids, chosen_completion_mask, chosen_attention_mask, and
-    the same three for rejected."""
+    Chosen and rejected rows are padded to one width T, the longest prompt + completion, so that they stack into
+    one forward; ``padding_side`` "left" puts the padding before the prompt (the attention masks say where)."""
     if padding_side not in PADDING_SIDES:
         raise ValueError(f"padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
     pairs = [tuple(map(list, p)) for p in pairs]
-    if not pairs or any(len(p) != 3 or not p[0] or not p[1] or not p[2] for p in pairs):
-        raise ValueError("pairs must be a non-empty list of (prompt_ids, chosen_ids, rejected_ids), none empty")
+    if not pairs or any(len(p) != 3 or not all(p) for p in pairs):
+        raise ValueError("pairs must be a non-empty list of (prompt_ids, chosen_ids, rejected_ids), none of them "
+                         "empty: a completion needs a prompt token before it")
     width = max(len(prompt) + max(len(c), len(r)) for prompt, c, r in pairs)
-    batch = {}
-    for which, k in (("chosen", 1), ("rejected", 2)):
+    fields = []
+    for k in (1, 2):  # chosen, then rejected
         rows = [p[0] + p[k] for p in pairs]
-        batch[f"{which}_ids"] = _pad(rows, width, pad_id, padding_side)
-        batch[f"{which}_completion_mask"] = _pad([[0] * len(p[0]) + [1] * len(p[k]) for p in pairs], width, 0,
-                                                 padding_side)
-        batch[f"{which}_attention_mask"] = _pad([[1] * len(r) for r in rows], width, 0, padding_side)
-    return batch
+        fields += [_pad(rows, width, pad_id, padding_side),
+                   _pad([[0] * len(p[0]) + [1] * len(p[k]) for p in pairs], width, 0, padding_side),
+                   _pad([[1] * len(r) for r in rows], width, 0, padding_side)]
+    return PreferenceBatch(*fields)
 
 
-def _stack_pairs(batch: dict):
-    """The batch dict -> ids, completion mask and attention mask (or None), chosen rows then rejected: (2B, T)."""
-    missing = [k for k in _BATCH_KEYS if k not in batch]
-    if missing:
-        raise ValueError(f"the batch lacks {missing}; it needs {list(_BATCH_KEYS)} and may hold "
-                         "chosen_attention_mask and rejected_attention_mask (see preference_batch)")
-    if batch["chosen_ids"].shape != batch["rejected_ids"].shape:
-        raise ValueError(f"chosen_ids {tuple(batch['chosen_ids'].shape)} and rejected_ids "
-                         f"{tuple(batch['rejected_ids'].shape)} must have one shape (B, T): pad them to one width")
-    ids = torch.cat([batch["chosen_ids"], batch["rejected_ids"]])  # (2B, T)
-    completion = torch.cat([batch["chosen_completion_mask"], batch["rejected_completion_mask"]])  # (2B, T)
-    masks = [batch.get(f"{w}_attention_mask") for w in ("chosen", "rejected")]
+def _as_batch(batch) -> PreferenceBatch:
+    """A PreferenceBatch, a tuple in its field order (a Trainer's slice of one) or a dict with its field names."""
+    if isinstance(batch, Mapping):
+        missing = [k for k in _REQUIRED if k not in batch]
+        if missing:
+            raise ValueError(f"the batch lacks {missing}: it needs {list(_REQUIRED)} and may hold "
+                             "chosen_attention_mask and rejected_attention_mask (see preference_batch)")
+        return PreferenceBatch(**{k: batch.get(k) for k in PreferenceBatch._fields})
+    if isinstance(batch, (tuple, list)) and len(batch) == len(PreferenceBatch._fields):
+        return PreferenceBatch(*batch)
+    raise ValueError(f"batch must be a PreferenceBatch, a tuple of its {len(PreferenceBatch._fields)} fields "
+                     f"{PreferenceBatch._fields} or a dict with those keys, got {type(batch).__name__}"
+                     f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}")
+
+
+def _stack_pairs(batch: PreferenceBatch):
+    """ids, completion mask and attention mask (or None) of chosen rows then rejected rows: (2B, T) each."""
+    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in batch._asdict().items() if v is not None}
+    if len(set(shapes.values())) != 1 or len(shapes["chosen_ids"]) != 2:
+        raise ValueError(f"every field of the batch must have one shape (B, T), chosen and rejected padded to one "
+                         f"width; got {shapes}")
+    ids = torch.cat([batch.chosen_ids, batch.rejected_ids])  # (2B, T)
+    completion = torch.cat([batch.chosen_completion_mask, batch.rejected_completion_mask])  # (2B, T)
+    masks = (batch.chosen_attention_mask, batch.rejected_attention_mask)
     if all(m is None for m in masks):
         return ids, completion, None
-    masks = [torch.ones_like(ids[: len(ids) // 2]) if m is None else m for m in masks]  # the missing one: no padding
-    return ids, completion, torch.cat(masks)  # (2B, T)
+    ones = torch.ones_like(batch.chosen_ids)  # a missing mask: that half has no padding
+    return ids, completion, torch.cat([ones if m is None else m for m in masks])  # (2B, T)
 
 
-def dpo_batch_loss(policy, reference, batch: dict, beta: float = 0.1, loss_type: str = "sigmoid") -> DPOOutput:
-    """``dpo_loss`` of a preference batch (``preference_batch``'s keys) under a policy and a frozen reference.
+def dpo_batch_loss(policy, reference, batch, beta: float = 0.1, loss_type: str = "sigmoid") -> DPOOutput:
+    """``dpo_loss`` of a preference batch (see ``PreferenceBatch``) under a policy and a frozen reference.
 
     One forward per model over the 2B rows, chosen then rejected; the reference runs under no_grad, so only
     the policy learns. For IPO the log-probabilities are averaged per completion token, as trl does."""
     _check_loss_args(beta, loss_type)  # before two forwards, not after
-    ids, completion, attention = _stack_pairs(batch)  # (2B, T) each
+    ids, completion, attention = _stack_pairs(_as_batch(batch))  # (2B, T) each
     average = loss_type == "ipo"
     policy_logps = sequence_logprobs(policy, ids, completion, attention, average)  # (2B,)
     with torch.no_grad():
@@ -190,3 +220,15 @@ def dpo_batch_loss(policy, reference, batch: dict, beta: float = 0.1, loss_type:
     policy_chosen, policy_rejected = policy_logps.chunk(2)  # (B,) each: the rows were stacked chosen first
     ref_chosen, ref_rejected = ref_logps.chunk(2)
     return dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, loss_type)
+
+
+def make_loss_fn(reference, beta: float = 0.1, loss_type: str = "sigmoid"):
+    """``loss_fn(model, batch) -> loss`` for ``qt.training.Trainer`` (chapter 15's seam): DPO against ``reference``,
+    which is frozen here (eval mode, no gradients) so that neither dropout nor an optimizer ever touches it."""
+    _check_loss_args(beta, loss_type)
+    reference.eval().requires_grad_(False)
+
+    def loss_fn(model, batch) -> torch.Tensor:
+        return dpo_batch_loss(model, reference, batch, beta, loss_type).loss
+
+    return loss_fn

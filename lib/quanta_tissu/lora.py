@@ -9,6 +9,7 @@ Does:
 - ``merge`` / ``unmerge``: fold (alpha / r) · B @ A into a float base weight and take it back out, so the merged
   model runs at the base's speed; ``merged_weight`` gives the folded weight of any base, quantized included.
 - ``adapter_state`` / ``load_adapter``: the adapter's tensors alone (kilobytes, not the whole model).
+- ``base_model``: a copy of the frozen base without its adapters (what ``qt.save_hf`` exports next to a peft adapter).
 Conventions (tested against peft): W' = W + (alpha / r) · B @ A, with A = ``lora_A`` (r, in) and B = ``lora_B``
 (out, r). The course stacks q | k | v in one ``attn.qkv`` projection, so one adapter on it shares A between
 q, k and v, where peft's three adapters (q_proj, k_proj, v_proj) each have their own A.
@@ -151,3 +152,17 @@ def load_adapter(model: nn.Module, state: dict) -> nn.Module:
         with torch.no_grad():
             mine[name].copy_(tensor)
     return model
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each LoRALinear replaced by its base projection, update taken out: the frozen model
+    the adapters were trained on (``qt.save_hf(lora.base_model(model), folder)`` exports it; its parameters stay
+    frozen). ``model`` itself is left as it is."""
+    import copy
+
+    base = copy.deepcopy(model)  # deepcopy keeps a tied embedding tied
+    for name, layer in lora_layers(base).items():
+        layer.unmerge()  # a merged layer holds W + (alpha / r) · B @ A in its base weight
+        parent_name, _, child = name.rpartition(".")
+        setattr(base.get_submodule(parent_name), child, layer.base)
+    return base

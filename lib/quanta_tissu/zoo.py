@@ -125,13 +125,25 @@ def validation_loss(model, corpus: str = "tinyshakespeare") -> float:
 
     text = load_text(corpus)
     tok = CharTokenizer.from_text(text)
-    ids = torch.as_tensor(tok.encode(train_val_split(text)[1]))
+    return windows_loss(model, tok.encode(train_val_split(text)[1]))
+
+
+def windows_loss(model, ids) -> float:
+    """Mean next-token loss over every whole window of ``ids`` (consecutive, no overlap): a deterministic
+    evaluation of any text, e.g. a held-out play (chapter 15)."""
+    import torch
+
+    ids = torch.as_tensor(ids)
     T = model.cfg.block_size
     n = (len(ids) - 1) // T
+    if n < 1:
+        raise ValueError(f"{len(ids)} tokens do not fill one window of {T} + 1: evaluate a longer text")
     x, y = ids[:n * T].view(n, T), ids[1:n * T + 1].view(n, T)  # (n, T): consecutive windows, no overlap
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         losses = [model(x[i:i + 64], y[i:i + 64])[1].item() * len(x[i:i + 64]) for i in range(0, n, 64)]
+    model.train(was_training)
     return sum(losses) / n
 
 

@@ -28,6 +28,8 @@ CHAPTERS = {
     "12": "ex12_precision.py",
     "13": "ex13_distributed.py",
     "14": "ex14_quantization.py",
+    "15": "ex15_lora.py",
+    "16": "ex16_dpo.py",
 }
 
 
