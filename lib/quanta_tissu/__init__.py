@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 # Submodules reachable as attributes, e.g. ``qt.data.load_text``.
 _SUBMODULES = {
     "attention", "bigram", "bpe", "data", "diagrams", "gpt", "grade", "inference", "interop", "llama", "numpy_nn", "plotting",
-    "precision", "profiling", "lora", "dpo", "preferences",
-    "playground", "rope", "runtime", "sampling", "kv_cache", "show", "tokenizer", "training", "zoo", "quantize", "gptq",
+    "precision", "profiling", "lora", "dpo", "preferences", "model_card",
+    "playground", "rope", "runtime", "sampling", "kv_cache", "show", "tokenizer", "training", "zoo", "quantize", "gptq", "watermark",
 }
 # Convenience names re-exported at the top level: name -> module (or "module:attribute").
 _SHORTCUTS = {

@@ -152,6 +152,15 @@ def _generate(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from .runtime import set_threads
+    from .serving.app import serve
+
+    set_threads(args.threads)
+    serve(args.checkpoint, args.host, args.port, args.slots, args.timeout)
+    return 0
+
+
 def _zoo_build(args) -> int:
     from . import runtime, zoo
 
@@ -231,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-cache", action="store_true", help="re-read the context every token (crops long ones)")
     gen.add_argument("--seed", type=int, default=1337)
     gen.set_defaults(func=_generate)
+
+    srv = commands.add_parser("serve", help="an OpenAI-compatible HTTP server for a checkpoint (chapter 17)")
+    srv.add_argument("--checkpoint", default="shakespeare-llama", help="a course checkpoint name or a folder")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--slots", type=int, default=8, help="requests decoded together (continuous batching)")
+    srv.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take")
+    srv.add_argument("--threads", type=int, default=2)
+    srv.set_defaults(func=_serve)
 
     zoo = commands.add_parser("zoo", help="course checkpoints").add_subparsers(dest="action", required=True)
     build = zoo.add_parser("build", help="train a course checkpoint from its recipe (default: refresh the lib's copy)")

@@ -33,6 +33,7 @@ class Sampling:
     top_p: float = 1.0  # keep the smallest set of likely tokens whose mass reaches p; 1 keeps all
     min_p: float = 0.0  # keep tokens at least min_p times as likely as the top one; 0 keeps all
     repetition_penalty: float = 1.0  # above 1 discourages tokens already in the sequence
+    watermark: object = None  # chapter 17: a qt.watermark.Watermark biases its green tokens; None: no mark
 
     def __post_init__(self):
         check_sampling(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty)
@@ -74,8 +75,12 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
                     step_in = step_in[:, kv.chunk:]
                 logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
             seen = _seen_ids(idx, mask) if sampling.repetition_penalty != 1.0 else None  # only the penalty reads it
+            if sampling.watermark is not None and sampling.temperature == 0:  # the arg max must see the bias
+                logits = sampling.watermark.bias(logits, idx)
             logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
                                     sampling.repetition_penalty, seen)
+            if sampling.watermark is not None and sampling.temperature > 0:  # last, after every filter, as transformers
+                logits = sampling.watermark.bias(logits, idx)
             nxt = sample(logits, generator, greedy=sampling.temperature == 0)  # (B, 1)
             idx, mask, step_in = torch.cat([idx, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1), nxt
             yield nxt
@@ -134,11 +139,11 @@ def _cut_at_stop(text: str, stop_strings) -> str | None:
 
 def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, stop=None, seed: int | None = None,
-             cache: bool = True, device=None):
+             cache: bool = True, device=None, watermark=None):
     """Completions of a batch of prompts (``qt.generate``): strings with a tokenizer, else id lists.
 
     ``stop``: token ids (ints) and/or strings; a row ends at the first one, which is not included."""
-    sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
+    sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty, watermark)
     stop = [] if stop is None else [stop] if isinstance(stop, str) or not hasattr(stop, "__iter__") else list(stop)
     stop_strings = [s for s in stop if isinstance(s, str)]
     stop_ids = {int(s) for s in stop if not isinstance(s, str)}  # ints, NumPy or torch integers alike
