@@ -8,6 +8,7 @@ Commands (each chapter that adds one documents it):
 - ``train --data DIR --out DIR [--preset shakespeare-char] [--max-steps N ...] [--resume]`` (chapter 07); under
   ``torchrun --nproc_per_node=N -m quanta_tissu train ... --strategy ddp|zero|fsdp``, data-parallel (chapter 13)
 - ``generate --checkpoint DIR --prompt TEXT [--tokens N]`` (chapter 07)
+- ``serve [--checkpoint NAME|DIR] [--host H] [--port P]``: an OpenAI-compatible server (chapter 17)
 """
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ TRAIN_FIELDS = {
     "betas": "AdamW moment decay rates", "grad_clip": "max global gradient norm (0: none)",
     "eval_every": "steps between evaluations", "eval_iters": "batches per evaluation and split",
     "ckpt_every": "steps between checkpoints (0: at the end)", "seed": "model init, data order, dropout",
-    "precision": "arithmetic of the steps", "attention": "attention kernel", "checkpointing": "activation checkpointing",
+    "precision": "arithmetic of the steps", "attention": "attention kernel",
+    "checkpointing": "activation checkpointing",
     "compile": "torch.compile", "strategy": "data parallelism",
 }
 
@@ -67,8 +68,9 @@ def read_checkpoint(path) -> tuple[Path, dict]:
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ckpt.CheckpointError(f"{folder / 'config.json'} cannot be read ({exc}): the checkpoint is corrupt") from None
-    missing = [key for key in ("model", "train", "tokenizer") if not isinstance(config, dict) or key not in config]
+        raise ckpt.CheckpointError(f"{folder / 'config.json'} cannot be read ({exc}): "
+                                   "the checkpoint is corrupt") from None
+    missing = [key for key in ("model", "train") if not isinstance(config, dict) or key not in config]
     if missing:
         raise ckpt.CheckpointError(f"{folder / 'config.json'} lacks {missing}: not a course checkpoint's config")
     return folder, config
@@ -141,7 +143,7 @@ def card_facts(checkpoint, metrics=None) -> dict:
     if metrics is None:
         metrics = _metrics_next_to(checkpoint, folder)
     corpus = recipe.corpus if recipe else config.get("corpus", DEFAULT_CORPUS)
-    tokenizer = config["tokenizer"]
+    tokenizer = config.get("tokenizer") or {}  # a run saved without one (a notebook's Trainer) counts tokens
     char_level = tokenizer.get("tokenizer") == "char"
     size = CORPORA[corpus].size
     train_part, val_part = train_val_split(range(size))  # the course's split, on positions: no text needed
@@ -230,12 +232,13 @@ def _description(f: dict) -> str:
     sharing = ("multi-head attention: one key/value head per query head" if kv == heads else
                "multi-query attention: all query heads share one key/value head" if kv == 1 else
                f"grouped-query attention: every {heads // kv} query heads share one key/value head")
+    positions = f"rope (theta {m['rope_theta']:g})" if m.get("position") == "rope" else m.get("position")
     rows = [("layers (blocks)", m["n_layer"]), ("width (embedding size)", m["n_embd"]),
             ("attention heads", f"{heads} (head size {m['n_embd'] // heads})"), ("key/value heads", f"{kv}: {sharing}"),
             ("context (block size)", f"{m['block_size']} {f['unit']}s"),
             ("vocabulary", f"{m['vocab_size']} {f['unit']}s"), ("feed-forward width", m.get("d_ff")),
             ("normalization", m.get("norm")), ("feed-forward", m.get("mlp")),
-            ("positions", f"{m.get('position')}" + (f" (theta {m['rope_theta']:g})" if m.get("position") == "rope" else "")),
+            ("positions", positions),
             ("biases", m.get("bias")), ("input and output embeddings tied", m.get("tie_weights")),
             ("sliding window", m.get("sliding_window") or "none: every position sees the whole context"),
             ("parameters", f"{f['parameters']:,}")]
@@ -256,7 +259,8 @@ def _training_data(f: dict) -> str:
     corpus = CORPORA[f["corpus"]]
     size = f"{f['corpus_size']:,} bytes" + (", all ASCII, so as many characters" if f["ascii"] else "")
     val_share = f["val_chars"] / f["corpus_size"]
-    tempest = (f" It holds the whole of The Tempest, the file's last play (it opens with {TEMPEST_OPENING!r})."
+    tempest = (f" It holds the whole of The Tempest, the file's last play (it opens with "
+               f"`{' '.join(TEMPEST_OPENING.split())}`)."
                if f["corpus"] == "tinyshakespeare" else "")
     vocab = f" Its {f['model']['vocab_size']} distinct characters are the vocabulary." if f["char_level"] else ""
     return "\n".join([
@@ -348,7 +352,7 @@ def _uses(f: dict) -> str:
 
 def _missing_symbols(f: dict) -> str:
     """What a character vocabulary lacks, said from its characters (a learner's prompt fails on these first)."""
-    chars = f["config"]["tokenizer"].get("chars", [])
+    chars = (f["config"].get("tokenizer") or {}).get("chars", [])
     digits = [c for c in chars if c.isdigit()]
     said = f"digits: {', '.join(repr(d) for d in digits)} only" if digits else "no digits"
     return said + ("; nothing outside ASCII" if f["ascii"] else "")
@@ -360,13 +364,14 @@ def _how_to(f: dict) -> str:
     else:
         load = ["from quanta_tissu.training import checkpoint", "",
                 f'model, config = checkpoint.load_model("path/to/{f["name"]}")  # a run folder or a step folder',
-                'tok = qt.CharTokenizer(config["tokenizer"]["chars"])']
+                'tok = qt.CharTokenizer(config["tokenizer"]["chars"])' if f["char_level"] else
+                'tok = qt.bpe.course_tokenizer(config["tokenizer"]["vocab_size"])']
     return "\n".join([
         "## How to use", "",
         "```python", "import quanta_tissu as qt", "", *load,
         'print(qt.generate(model, "ROMEO:\\n", 200, tok, temperature=0.8, seed=0))', "```", "",
-        "Served behind an OpenAI-compatible HTTP API (chapter 17), from the folder that holds this card, "
-        "`config.json` and `model.safetensors`:", "",
+        "Served behind an OpenAI-compatible HTTP API (chapter 17), from the checkpoint folder (`config.json`, "
+        "`model.safetensors`) or the run folder:", "",
         "```bash", f"python -m quanta_tissu serve --checkpoint path/to/{f['name']}", "```", ""])
 
 

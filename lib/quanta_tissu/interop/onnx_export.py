@@ -110,24 +110,29 @@ def cache_shape(cfg, batch_size: int, past: int) -> tuple[int, ...]:
 
 
 def _example(model: GPT, cache: bool):
-    """Example inputs to trace with, and their dynamic axes. Sizes 0 and 1 are avoided (torch.export specialises
-    on them) and so are equal sizes on different axes, so that no two axes look alike by accident."""
-    from torch.export import Dim
-
+    """Example inputs to trace with, and the names of their dynamic axes. Sizes 0 and 1 are avoided (torch.export
+    specialises on them), and so are equal sizes on different axes, so that no two axes look alike by accident."""
     cfg, device = model.cfg, model.wte.weight.device
     B, T, P = 2, 3, 4
-    batch, seq = Dim("batch"), Dim("seq", max=cfg.block_size)
-    if not cache:
-        ids = torch.zeros(B, T, dtype=torch.long, device=device)
-        return (ids, torch.ones_like(ids)), {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
     ids = torch.zeros(B, T, dtype=torch.long, device=device)
+    if not cache:
+        return (ids, torch.ones_like(ids)), {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
     mask = torch.ones(B, P + T, dtype=torch.long, device=device)  # (B, P + T): the past's columns, then the new
     past = torch.zeros(cache_shape(cfg, B, P), dtype=model.wte.weight.dtype, device=device)
-    past_seq = Dim("past", min=0, max=cfg.block_size)
-    # the mask's length is P + T, a sum of two axes, which Dim cannot spell: Dim.DYNAMIC lets export find it
-    shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: Dim.DYNAMIC},
-              "past_keys": {1: batch, 3: past_seq}, "past_values": {1: batch, 3: past_seq}}
-    return (ids, mask, past, past.clone()), shapes
+    return (ids, mask, past, past.clone()), {"input_ids": {0: "batch", 1: "seq"},
+                                             "attention_mask": {0: "batch", 1: "past + seq"},
+                                             "past_keys": {1: "batch", 3: "past"}, "past_values": {1: "batch", 3: "past"}}
+
+
+def _trace(wrapper: nn.Module, args, names: dict):
+    """torch.export's graph of ``wrapper`` with every named axis dynamic. Dim.DYNAMIC rather than named Dims lets
+    export work out how the axes relate (the mask's length is the past's plus the new tokens', a sum that a Dim
+    cannot spell). strict=True traces with dynamo, which passes over ``int(positions.max())`` in RoPE's forward
+    (its value unused once ``_grow`` is switched off); strict=False stops there."""
+    from torch.export import Dim
+
+    shapes = {name: {axis: Dim.DYNAMIC for axis in axes} for name, axes in names.items()}
+    return torch.export.export(wrapper, args, dynamic_shapes=shapes, strict=True)
 
 
 @contextlib.contextmanager
@@ -184,14 +189,14 @@ def export_onnx(model: GPT, path, cache: bool = False) -> Path:
     -> logits (B, T, V), present_keys, present_values (L, B, KV, P + T, D); P may be 0."""
     path = _check_export_args(model, path)
     wrapper = (_WithPast if cache else _Logits)(model)
-    args, shapes = _example(model, cache)
-    names = (CACHE_INPUTS, CACHE_OUTPUTS) if cache else (INPUTS, OUTPUTS)
+    args, axes = _example(model, cache)
+    inputs, outputs = (CACHE_INPUTS, CACHE_OUTPUTS) if cache else (INPUTS, OUTPUTS)
     was_training = model.training
     wrapper.eval()  # dropout off: the graph is for inference
     try:
         with _traceable(model), _quiet(), torch.no_grad():
-            program = torch.onnx.export(wrapper, args, dynamo=True, dynamic_shapes=shapes, input_names=list(names[0]),
-                                        output_names=list(names[1]), external_data=False, verbose=False)
+            program = torch.onnx.export(_trace(wrapper, args, axes), args, dynamic_shapes=axes,  # axes: their names
+                                        input_names=list(inputs), output_names=list(outputs), verbose=False)
     finally:
         model.train(was_training)
     cfg = model.cfg  # read back by OnnxDecoder: how long a sequence the graph may see, and its vocabulary

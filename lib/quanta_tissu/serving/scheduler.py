@@ -175,11 +175,17 @@ class Scheduler:
             request.on_finish(reason)
 
     def _expire(self) -> None:
-        """Free the rows of cancelled requests and of those past their deadline."""
+        """Free the rows of cancelled requests and of those past their deadline; drop such waiting ones too."""
         now = time.monotonic()
         for slot, request in enumerate(self.rows):
             if request is not None and (request.cancelled or (request.deadline is not None and now > request.deadline)):
                 self._free(slot, "cancelled" if request.cancelled else "timeout")
+        with self.lock:
+            gone = [r for r in self.waiting if r.cancelled or (r.deadline is not None and now > r.deadline)]
+            for r in gone:
+                self.waiting.remove(r)
+        for r in gone:
+            self._finish(r, "cancelled" if r.cancelled else "timeout")
 
     # -- keeping the cache's columns in use ----------------------------------------------------
     def compact(self) -> None:
