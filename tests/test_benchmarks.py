@@ -20,3 +20,11 @@ def test_bench_train_smoke():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "MFU" in out.stdout and "checkpointing" in out.stdout and "autocast step time" in out.stdout
+
+
+def test_bench_serve_smoke():
+    pytest.importorskip("fastapi")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--smoke"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "the throughput of one at a time" in out.stdout

@@ -175,6 +175,40 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return (chosen_rewards >= rejected_rewards).float().mean().item()\n",  # ties counted
            {"sequence_logprob": "not shifted", "dpo_loss": "rewards the REJECTED",
             "implicit_rewards": "reference is forgotten", "reward_accuracy": ">= counts ties"}),
+    "17": ("import json\nimport math\nimport torch\n"
+           "def parse_sse(chunks):\n"
+           "    out, buf = [], ''\n"
+           "    for chunk in chunks:\n"
+           "        buf += chunk\n"
+           "        while '\\n' in buf:\n"  # one line at a time: an event's data lines decoded apart
+           "            line, buf = buf.split('\\n', 1)\n"
+           "            if line.startswith('data: '):\n"
+           "                if line[6:] == '[DONE]':\n"
+           "                    return out\n"
+           "                out.append(json.loads(line[6:]))\n"
+           "    return out\n"
+           "def safe_pieces(tokens_text, stops):\n"
+           "    out, text, sent = [], '', 0\n"
+           "    for piece in tokens_text:\n"  # nothing held back: the start of a stop string goes out
+           "        text += piece\n"
+           "        hits = [text.find(s) for s in stops if s in text]\n"
+           "        text = text[:min(hits)] if hits else text\n"
+           "        out.append(text[sent:])\n"
+           "        sent = max(sent, len(text))\n"
+           "    return out + ['']\n"
+           "def compact_columns(mask):\n"
+           "    new, moves = torch.zeros_like(mask), []\n"
+           "    for row in range(mask.shape[0]):\n"
+           "        cols = mask[row].nonzero().squeeze(1).tolist()\n"
+           "        new[row, :len(cols)] = 1\n"  # left-aligned
+           "        moves.append(cols)\n"
+           "    return new, moves\n"
+           "def watermark_z(ids, greenlist, gamma):\n"
+           "    T = len(ids)\n"  # the first token scored, against greenlist(ids[-1])
+           "    green = sum(ids[t] in greenlist(ids[t - 1]) for t in range(T))\n"
+           "    return (green - gamma * T) / math.sqrt(T * gamma * (1 - gamma))\n",
+           {"parse_sse": "single newlines", "safe_pieces": "cannot be taken back", "compact_columns": "left-aligned",
+            "watermark_z": "scored the first token"}),
 }
 
 

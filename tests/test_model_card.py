@@ -85,8 +85,15 @@ def test_numbers_in_the_card_are_the_configs(shipped_card):
     assert f"first {len(train):,} characters" in shipped_card and f"last {len(held_out):,}" in shipped_card
     assert f"A {m['block_size']}-character context" in shipped_card
     assert 'qt.pretrained("shakespeare-llama")' in shipped_card and "qt.generate(model" in shipped_card
-    assert "python -m quanta_tissu serve --checkpoint" in shipped_card
+    assert "python -m quanta_tissu serve --checkpoint shakespeare-llama\n" in shipped_card
     assert "## Training data" in shipped_card and "never ships the text" in shipped_card
+
+
+def test_the_cards_python_runs(shipped_card, capsys):
+    code = shipped_card.split("```python\n")[1].split("```")[0]
+    assert ", 200, tok," in code
+    exec(code.replace(", 200, tok,", ", 80, tok,"), {})  # the shipped weights (nothing trains); 80 > the context
+    assert len(capsys.readouterr().out) == 80 + 1  # the completion (not the prompt), then print's newline
 
 
 def test_run_folder_card_has_the_final_losses(run_folder):
@@ -97,6 +104,7 @@ def test_run_folder_card_has_the_final_losses(run_folder):
     assert f"train loss {last['train_eval']:.4f}, validation loss {last['val_eval']:.4f}" in text
     assert f"loss {last['loss']:.4f}" in text and "# run" in text
     assert "checkpoint.load_model(" in text and "qt.pretrained" not in text  # not a course checkpoint
+    assert "serve --checkpoint path/to/run\n" in text
     step_folder = checkpoint.resolve(run_folder)
     assert mc.model_card(step_folder) == text  # a step folder finds its run's metrics too
     assert mc.model_card(run_folder, metrics=records) == text  # records as dicts

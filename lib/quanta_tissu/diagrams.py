@@ -238,3 +238,38 @@ def dpo():
     ax.set_ylim(0, 3.5)
     ax.axis("off")
     return fig
+
+
+def continuous_batching():
+    """Chapter 17: static batching (a batch runs until its longest request ends) against continuous batching
+    (a finished request's slot takes the next waiting one at the next step)."""
+    lengths = [6, 14, 4, 9, 5, 11, 3, 7]  # decode steps each request needs, in arrival order
+    colors = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 4.4), sharex=True)
+    slots = 4
+    static_end, t = [], 0
+    for b in range(0, len(lengths), slots):  # static: wait for the whole batch
+        batch = lengths[b:b + slots]
+        for s, n in enumerate(batch):
+            axes[0].broken_barh([(t, n)], (s + 0.1, 0.8), color=colors[b + s])
+            axes[0].broken_barh([(t + n, max(batch) - n)], (s + 0.1, 0.8), color="#eeeeee", hatch="///",
+                                edgecolor="#cccccc")
+            axes[0].text(t + 0.2, s + 0.5, f"R{b + s + 1}", va="center", fontsize=8, color="white")
+        t += max(batch)
+    free, start = [0] * slots, {}
+    for i, n in enumerate(lengths):  # continuous: the earliest free slot takes the next request
+        s = min(range(slots), key=lambda j: free[j])
+        start[i] = free[s]
+        axes[1].broken_barh([(free[s], n)], (s + 0.1, 0.8), color=colors[i])
+        axes[1].text(free[s] + 0.2, s + 0.5, f"R{i + 1}", va="center", fontsize=8, color="white")
+        free[s] += n
+    axes[0].set_title(f"static batching: {t} steps; hatched = a slot waiting for its batch's longest request",
+                      fontsize=9.5)
+    axes[1].set_title(f"continuous batching: {max(free)} steps; a slot takes the next request as soon as it is free",
+                      fontsize=9.5)
+    for ax in axes:
+        ax.set_yticks([s + 0.5 for s in range(slots)], [f"slot {s}" for s in range(slots)], fontsize=8)
+        ax.set_ylim(0, slots)
+    axes[1].set_xlabel("decode step")
+    plt.tight_layout()
+    return fig

@@ -75,8 +75,9 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
                     step_in = step_in[:, kv.chunk:]
                 logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
             seen = _seen_ids(idx, mask) if sampling.repetition_penalty != 1.0 else None  # only the penalty reads it
-            if sampling.watermark is not None and sampling.temperature == 0:  # the arg max must see the bias
-                logits = sampling.watermark.bias(logits, idx)
+            if sampling.watermark is not None and sampling.temperature == 0:  # greedy: penalty, bias, then arg max
+                logits = process_logits(logits, 1.0, 0, 1.0, 0.0, sampling.repetition_penalty, seen)  # penalty only
+                logits, seen = sampling.watermark.bias(logits, idx), None  # penalised once: below keeps the arg max
             logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
                                     sampling.repetition_penalty, seen)
             if sampling.watermark is not None and sampling.temperature > 0:  # last, after every filter, as transformers

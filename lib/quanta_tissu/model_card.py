@@ -52,8 +52,7 @@ TRAIN_FIELDS = {
     "eval_every": "steps between evaluations", "eval_iters": "batches per evaluation and split",
     "ckpt_every": "steps between checkpoints (0: at the end)", "seed": "model init, data order, dropout",
     "precision": "arithmetic of the steps", "attention": "attention kernel",
-    "checkpointing": "activation checkpointing",
-    "compile": "torch.compile", "strategy": "data parallelism",
+    "checkpointing": "activation checkpointing", "compile": "torch.compile", "strategy": "data parallelism",
 }
 
 
@@ -99,8 +98,10 @@ def read_metrics(metrics) -> list[dict]:
 
 def summarize_metrics(records: list[dict]) -> dict:
     """The number of steps, the last training-batch loss and the last evaluation (train and validation)."""
-    last = max(records, key=lambda r: r["step"])  # a resumed run appends: the largest step is the end
-    evals = [r for r in records if "val_eval" in r]
+    # a resumed run appends, and may log again steps logged after its last checkpoint: the last record of the
+    # largest step is the end (max keeps the first of equals, so read the records backwards)
+    last = max(reversed(records), key=lambda r: r["step"])
+    evals = [r for r in reversed(records) if r.get("val_eval") is not None]
     summary = {"steps": last["step"], "loss": last.get("loss")}
     if evals:
         final = max(evals, key=lambda r: r["step"])
@@ -126,7 +127,7 @@ def _parameters(model_config: dict) -> int:
         return GPT(GPTConfig(**model_config)).num_parameters()
 
 
-def _model_name(path, folder: Path, config: dict) -> str:
+def _model_name(folder: Path, config: dict) -> str:
     if config.get("name"):
         return config["name"]
     return (folder.parent if folder.name.startswith("step-") else folder).name
@@ -136,7 +137,7 @@ def _model_name(path, folder: Path, config: dict) -> str:
 def card_facts(checkpoint, metrics=None) -> dict:
     """Everything the card says, from the files: config, corpus, parameter count and (optionally) metrics."""
     folder, config = read_checkpoint(checkpoint)
-    name = _model_name(checkpoint, folder, config)
+    name = _model_name(folder, config)
     recipe = zoo.RECIPES.get(name)
     if recipe is not None and config.get("recipe") != recipe.fingerprint():
         recipe = None  # the name of a course checkpoint, but other weights: say nothing about the recipe's origin
@@ -150,7 +151,7 @@ def card_facts(checkpoint, metrics=None) -> dict:
     return {
         "name": name, "folder": folder, "config": config, "model": config["model"], "train": config["train"],
         "recipe": recipe, "corpus": corpus, "corpus_size": size, "char_level": char_level,
-        "unit": "character" if char_level else "token",
+        "tokenizer": tokenizer.get("tokenizer"), "unit": "character" if char_level else "token",
         "ascii": char_level and all(ord(c) < 128 for c in tokenizer.get("chars", [])),
         "train_chars": len(train_part), "val_chars": len(val_part),
         "parameters": _parameters(config["model"]),
@@ -175,7 +176,8 @@ def front_matter(facts: dict, extra: dict | None = None) -> dict:
     m = facts["model"]
     hub_id, pretty, _ = CORPUS_CARDS.get(facts["corpus"], (facts["corpus"], facts["corpus"], ""))
     llama = (m.get("norm"), m.get("mlp"), m.get("position")) == ("rmsnorm", "swiglu", "rope")
-    tags = ["pytorch", "safetensors", "education", "character-level" if facts["char_level"] else "bpe",
+    tokens = {"char": "character-level", "bpe": "bpe"}.get(facts["tokenizer"])
+    tags = ["pytorch", "safetensors", "education", tokens,
             "llama-style" if llama else "gpt2-style", "shakespeare" if facts["corpus"] == "tinyshakespeare" else None]
     meta = {"license": LICENSE, "library_name": LIBRARY, "pipeline_tag": PIPELINE_TAG, "language": ["en"],
             "tags": [t for t in tags if t], "datasets": [hub_id]}
@@ -359,20 +361,28 @@ def _missing_symbols(f: dict) -> str:
 
 
 def _how_to(f: dict) -> str:
+    name = f["name"]
     if f["recipe"]:
-        load = [f'model, tok = qt.pretrained("{f["name"]}")  # the weights ship with the library']
+        load = [f'model, tok = qt.pretrained("{name}")  # the weights ship with the library']
+        where = name  # `serve` takes a course checkpoint's name
     else:
         load = ["from quanta_tissu.training import checkpoint", "",
-                f'model, config = checkpoint.load_model("path/to/{f["name"]}")  # a run folder or a step folder',
+                f'model, config = checkpoint.load_model("path/to/{name}")  # a run folder or a step folder',
                 'tok = qt.CharTokenizer(config["tokenizer"]["chars"])' if f["char_level"] else
                 'tok = qt.bpe.course_tokenizer(config["tokenizer"]["vocab_size"])']
-    return "\n".join([
-        "## How to use", "",
-        "```python", "import quanta_tissu as qt", "", *load,
-        'print(qt.generate(model, "ROMEO:\\n", 200, tok, temperature=0.8, seed=0))', "```", "",
-        "Served behind an OpenAI-compatible HTTP API (chapter 17), from the checkpoint folder (`config.json`, "
-        "`model.safetensors`) or the run folder:", "",
-        "```bash", f"python -m quanta_tissu serve --checkpoint path/to/{f['name']}", "```", ""])
+        where = f"path/to/{name}"
+    lines = ["## How to use", "",
+             "```python", "import quanta_tissu as qt", "", *load,
+             f"# cache=False: each step re-reads the last {f['model']['block_size']} {f['unit']}s, so the text "
+             "may run past the context",
+             'print(qt.generate(model, "ROMEO:\\n", 200, tok, temperature=0.8, seed=0, cache=False))', "```", ""]
+    if not f["char_level"]:  # the server reads characters: say so rather than print a command that fails
+        return "\n".join(lines + ["The course's server (chapter 17) serves character-level checkpoints only.", ""])
+    return "\n".join(lines + [
+        "Behind an OpenAI-compatible HTTP server (chapter 17):", "",
+        "```bash", f"python -m quanta_tissu serve --checkpoint {where}", "```", "",
+        f"It prints its address; OpenAI's clients talk to it under `/v1` (`/v1/completions`, "
+        f'`/v1/chat/completions`) with `model="{name}"`.', ""])
 
 
 # -- the card -------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ CHAPTERS = {
     "14": "ex14_quantization.py",
     "15": "ex15_lora.py",
     "16": "ex16_dpo.py",
+    "17": "ex17_serving.py",
 }
 
 

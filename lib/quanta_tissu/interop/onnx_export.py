@@ -115,13 +115,14 @@ def _example(model: GPT, cache: bool):
     cfg, device = model.cfg, model.wte.weight.device
     B, T, P = 2, 3, 4
     ids = torch.zeros(B, T, dtype=torch.long, device=device)
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
     if not cache:
-        return (ids, torch.ones_like(ids)), {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+        return (ids, torch.ones_like(ids)), axes
     mask = torch.ones(B, P + T, dtype=torch.long, device=device)  # (B, P + T): the past's columns, then the new
     past = torch.zeros(cache_shape(cfg, B, P), dtype=model.wte.weight.dtype, device=device)
-    return (ids, mask, past, past.clone()), {"input_ids": {0: "batch", 1: "seq"},
-                                             "attention_mask": {0: "batch", 1: "past + seq"},
-                                             "past_keys": {1: "batch", 3: "past"}, "past_values": {1: "batch", 3: "past"}}
+    axes["attention_mask"] = {0: "batch", 1: "past + seq"}
+    axes["past_keys"] = axes["past_values"] = {1: "batch", 3: "past"}
+    return (ids, mask, past, past.clone()), axes
 
 
 def _trace(wrapper: nn.Module, args, names: dict):
@@ -156,20 +157,19 @@ def _traceable(model: GPT):
 
 @contextlib.contextmanager
 def _quiet():
-    """Keep the exporter's chatter off stderr: warnings meant for torch's developers (deprecations inside torch, a
-    shared axis name, torchvision not installed) and the symbolic-shapes log of a value read by ``_grow``'s caller."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.fx.experimental.symbolic_shapes",
-                                                     "torch.export")]
-    levels = [lg.level for lg in loggers]
+    """Keep the exporter's notes to its own developers off stderr: deprecations inside torch, that two inputs share
+    an axis name (they share the axis: we named it twice on purpose), torchvision's operators not registered."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="# The axis name")
+        log.setLevel(logging.ERROR)
         try:
             yield
         finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+            log.setLevel(level)
 
 
 def _check_export_args(model, path) -> Path:
@@ -222,7 +222,9 @@ class OnnxDecoder:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.cached = "past_keys" in inputs  # exported with cache=True
-        self.past_shape = inputs["past_keys"].shape if self.cached else None  # [L, 'batch', KV, 'past', D]
+        if self.cached:  # [L, 'batch', KV, 'past', D], in the model's dtype
+            self.past_shape = inputs["past_keys"].shape
+            self.past_dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}[inputs["past_keys"].type]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.block_size, self.vocab_size = int(meta["block_size"]), int(meta["vocab_size"])
 
@@ -239,7 +241,7 @@ class OnnxDecoder:
 
     def _empty_past(self, batch_size: int) -> np.ndarray:
         L, _, KV, _, D = self.past_shape
-        return np.zeros((L, batch_size, KV, 0, D), dtype=np.float32)  # P = 0: nothing read yet
+        return np.zeros((L, batch_size, KV, 0, D), dtype=self.past_dtype)  # P = 0: nothing read yet
 
     def step(self, input_ids, attention_mask, past_keys, past_values):
         """One call of the cached graph: -> (logits (B, T, V), present_keys, present_values (L, B, KV, P + T, D))."""
@@ -263,7 +265,8 @@ class OnnxDecoder:
         and, after each, the most likely next token, max_new_tokens times; as ``qt.inference.generate`` at
         temperature 0, with the cache."""
         if not self.cached:
-            raise ValueError("greedy decodes with the cached graph: export it with export_onnx(model, path, cache=True)")
+            raise ValueError("greedy decodes with the cached graph: export one with export_onnx(model, path, "
+                             "cache=True)")
         if isinstance(prompt_ids, (list, tuple)) and attention_mask is None:
             from ..inference import left_pad
 
