@@ -22,6 +22,31 @@ async def _client(http, url: str, model: str, prompts: list, max_tokens: int, re
                         "tokens": body["usage"]["completion_tokens"]})
 
 
+def _run_to_completion(make_coroutine) -> None:
+    """asyncio.run, also from inside a running event loop (a Jupyter kernel has one): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop running here: the plain way
+        asyncio.run(make_coroutine())
+        return
+    import threading
+
+    errors = []
+    worker = threading.Thread(target=lambda: errors.extend(_capture(lambda: asyncio.run(make_coroutine()))))
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0]
+
+
+def _capture(fn) -> list:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        return [exc]
+    return []
+
+
 def load_test(url: str, model: str, prompts: list, clients: int, requests_per_client: int = 2,
               max_tokens: int = 32) -> dict:
     """``clients`` concurrent clients, each sending ``requests_per_client`` greedy requests (prompts taken in turn)."""
@@ -39,7 +64,7 @@ def load_test(url: str, model: str, prompts: list, clients: int, requests_per_cl
             await asyncio.gather(*(_client(http, url, model, w, max_tokens, results) for w in work))
 
     start = time.perf_counter()
-    asyncio.run(run())
+    _run_to_completion(run)
     seconds = time.perf_counter() - start
     latencies = sorted(r["seconds"] for r in results)
     return {"clients": clients, "requests": len(results), "seconds": seconds,
