@@ -1,6 +1,6 @@
 """Chapter 08's measurements: the Llama-fication ablation, quality per CPU-minute, and the 10-minute best.
 
-Parts (run one, or ``all``):
+Parts (run one, or ``chapter08``: ``ablation``, ``versus`` and ``best``, the three that chapter 08 quotes):
 - ``ablation``: the seven configurations of ``qt.training.ablation`` at nanoGPT's CPU size (4 layers,
   4 heads, 128 wide, context 64), each trained with the same recipe and steps; prints the table and
   writes ``benchmarks/results/ablation.json``, which chapter 08 plots.
@@ -23,7 +23,9 @@ Parts (run one, or ``all``):
 - ``schedule``: the preset with chapter 07's cosine and with the warmup-stable-decay schedule, the same
   ``--steps`` (default 2200) from three seeds each; writes ``schedule.json``.
 Validation losses are averaged over the same 200 batches of 32 windows for every model.
-Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,noise,schedule,all} [--threads 2] [--steps N]
+``--smoke`` runs every part for two steps (or a second) into a temporary folder: it checks that they run.
+Usage: python benchmarks/bench_llama.py {ablation,versus,best,probe,pace,noise,schedule,chapter08} [--threads 2]
+       [--steps N] [--smoke]
 """
 import argparse
 import ast
@@ -38,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 import quanta_tissu as qt
-from quanta_tissu.gpt import GPT, GPTConfig
+from quanta_tissu.gpt import GPTConfig
 from quanta_tissu.llama import RMSNorm, rms_norm_autograd
 from quanta_tissu.training import ablation
 from quanta_tissu.training.data import TokenData, prepare_char_corpus
@@ -49,8 +51,12 @@ MARGIN = 0.25  # nats the Llama preset must gain over the vanilla recipe at equa
 NANOGPT_GPU_BEST = 1.47  # nanoGPT's README, the larger character model on a GPU
 
 
-def val_loss(model, data, batches: int = 200, batch_size: int = 32, seed: int = 2024) -> float:
+VAL_BATCHES = 200  # batches of 32 windows each validation loss averages (2 in a smoke run)
+
+
+def val_loss(model, data, batches: int | None = None, batch_size: int = 32, seed: int = 2024) -> float:
     """Mean validation loss over fixed batches: the same windows for every model of a block size."""
+    batches = batches or VAL_BATCHES
     gen = torch.Generator().manual_seed(seed)
     model.eval()
     with torch.no_grad():
@@ -66,9 +72,9 @@ FIRST_ESTIMATE = 20  # steps taken before the pace is trusted to size the schedu
 def seeded_trainer(model_cfg, train_cfg, data, **overrides) -> Trainer:
     """A fresh model and trainer; seeded first, so a config always starts from the same weights. The seed is
     the recipe's after ``overrides``: it draws both the initial weights and the batches."""
-    cfg = TrainConfig(**{**train_cfg.__dict__, **overrides})
-    torch.manual_seed(cfg.seed)
-    return Trainer(GPT(model_cfg), data, cfg)
+    fields = {**train_cfg.__dict__, **overrides}
+    fields["warmup"] = min(fields["warmup"], fields["max_steps"])  # a short run (a smoke test) warms up less
+    return Trainer.build(model_cfg, data, TrainConfig(**fields))
 
 
 def size_schedule(trainer: Trainer, budget_s: float, elapsed_s: float) -> None:
@@ -136,7 +142,8 @@ def machine() -> dict:
 
 def part_ablation(data_dir, args) -> bool:
     base = GPTConfig.shakespeare_char()
-    cfg = TrainConfig.shakespeare_char(max_steps=args.steps or 1000, eval_every=100)
+    steps = args.steps or 1000
+    cfg = TrainConfig.shakespeare_char(max_steps=steps, eval_every=100, warmup=min(100, steps))
     data = TokenData(data_dir, base.block_size)
     results = ablation.run_ablation(base, cfg, data)
     print(f"\n{'configuration':36s} {'params':>8s} {'tokens/s':>9s} {'val loss':>9s}")
@@ -149,7 +156,8 @@ def part_ablation(data_dir, args) -> bool:
 
 def part_versus(data_dir, args) -> bool:
     vanilla_cfg, llama_cfg = GPTConfig.shakespeare_char(), GPTConfig.shakespeare_llama()
-    vanilla_train = TrainConfig.shakespeare_char(eval_every=10**9, seed=args.seed)
+    vanilla_train = TrainConfig.shakespeare_char(eval_every=10**9, seed=args.seed,
+                                                 **({"max_steps": args.steps, "warmup": 1} if args.steps else {}))
     llama_train = TrainConfig.shakespeare_llama(eval_every=10**9, seed=args.seed)
     labels = "vanilla GPT, nanoGPT's CPU recipe", "Llama preset, same wall time"
     if args.chunk:  # side by side
@@ -218,8 +226,8 @@ def part_pace(data_dir, args) -> bool:
         model = {k: v for k, v in pairs.items() if k not in train}
         variants[f"Llama preset {spec}".strip()] = (GPTConfig.shakespeare_llama(**model),
                                                      TrainConfig.shakespeare_llama(**train))
-    trainers = {k: Trainer(GPT(m), TokenData(data_dir, m.block_size), t) for k, (m, t) in variants.items()}
-    rounds, warmup = args.steps or 220, 20  # the warm-up rounds are not timed
+    trainers = {k: Trainer.build(m, TokenData(data_dir, m.block_size), t) for k, (m, t) in variants.items()}
+    rounds, warmup = (args.steps or 220), min(20, (args.steps or 220) // 2)  # the warm-up rounds are not timed
     seconds = dict.fromkeys(trainers, 0.0)
     for round_ in tqdm(range(rounds), desc="interleaved steps"):
         for name, trainer in trainers.items():
@@ -239,7 +247,8 @@ def part_noise(data_dir, args) -> bool:
     steps: from the usual seed; again with RMSNorm's backward by autograd instead of by hand (the same
     arithmetic up to rounding, about 1e-7); and from two other seeds (other initial weights and batches)."""
     cfg = GPTConfig.shakespeare_llama()
-    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=args.steps or 2200)
+    steps = args.steps or 2200
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=steps, warmup=min(20, steps))
     base = train_cfg.seed
     rows = {}
     for seed, backward in [(base, "by hand"), (base, "autograd"), (base + 1, "by hand"), (base + 2, "by hand")]:
@@ -260,7 +269,8 @@ def part_schedule(data_dir, args) -> bool:
     """Chapter 07's cosine against warmup-stable-decay on the preset: the same steps from three seeds each. The
     comparison is paired by seed, since another seed moves a run by more than the schedule does (``noise``)."""
     cfg = GPTConfig.shakespeare_llama()
-    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=args.steps or 2200)
+    steps = args.steps or 2200
+    train_cfg = TrainConfig.shakespeare_llama(eval_every=10**9, max_steps=steps, warmup=min(20, steps))
     rows = {}
     for seed in (train_cfg.seed, train_cfg.seed + 1, train_cfg.seed + 2):
         for schedule in ("cosine", "wsd"):
@@ -276,12 +286,16 @@ def _parse(pairs):
     return {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
-def main():
+PARTS = ("ablation", "versus", "best", "probe", "pace", "noise", "schedule")
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["ablation", "versus", "best", "probe", "pace", "noise", "schedule", "all"])
+    parser.add_argument("part", choices=[*PARTS, "chapter08"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=0,
-                        help="ablation: steps per configuration (default 1000); probe: fixed steps instead of --seconds; "
+                        help="ablation: steps per configuration (default 1000); versus: the vanilla's steps (default "
+                             "2000); probe: fixed steps instead of --seconds; "
                              "pace: interleaved rounds (default 220); noise, schedule: steps per run (default 2200)")
     parser.add_argument("--chunk", type=int, default=100,
                         help="versus: vanilla steps per turn, side by side (0: one run after the other)")
@@ -292,12 +306,23 @@ def main():
     parser.add_argument("--model", nargs="*", default=[],
                         help="probe: GPTConfig overrides k=v; pace: one quoted \"k=v k=v\" string per variant")
     parser.add_argument("--train", nargs="*", default=[], help="probe: TrainConfig overrides k=v")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="every part, two steps each, results in a temporary folder")
+    args = parser.parse_args(argv)
+    global RESULTS, VAL_BATCHES
     qt.setup(seed=1337, threads=args.threads)
-    RESULTS.mkdir(exist_ok=True)
     data_dir, _ = prepare_char_corpus(Path(tempfile.mkdtemp()) / "shakespeare_char")
-    parts = ["ablation", "versus", "best"] if args.part == "all" else [args.part]
+    if args.smoke:  # two steps of everything, nothing written where results live
+        RESULTS = Path(tempfile.mkdtemp(prefix="bench-llama-smoke-"))
+        args.steps, args.seconds, args.minutes, args.chunk = 2, 1.0, 1 / 60, 1
+        VAL_BATCHES = 2
+        parts = list(PARTS)
+    else:
+        parts = ["ablation", "versus", "best"] if args.part == "chapter08" else [args.part]
+    RESULTS.mkdir(exist_ok=True)
     ok = [globals()[f"part_{p}"](data_dir, args) for p in parts]
+    if args.smoke:
+        print(f"smoke: every part ran ({', '.join(parts)})")
+        return 0  # two steps cannot meet the versus margin: the smoke run only checks that the parts run
     return 0 if all(ok) else 1
 
 

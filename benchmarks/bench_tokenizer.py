@@ -4,13 +4,22 @@ Prints times and ratios, then PASS/FAIL against the course's targets:
 - training on Tiny Shakespeare, vocab 1024, GPT-4 split: at most 5x Hugging Face tokenizers' time;
 - encoding the whole file: at least 1 MB/s;
 - the naive trainer (minbpe's loop) against the fast one on the same text and merges, as a speed-up.
-Usage: python benchmarks/bench_tokenizer.py [--vocab-size 1024] [--naive-chars 100000]
+Writes benchmarks/results/tokenizer.json (chapter 04 quotes it).
+Usage: python benchmarks/bench_tokenizer.py [--vocab-size 1024] [--naive-chars 100000] [--smoke]
 """
 import argparse
+import datetime
+import json
+import os
+import platform
 import time
+from pathlib import Path
 
 import quanta_tissu as qt
 from quanta_tissu.bpe import GPT4_SPLIT_PATTERN, RegexBPE
+
+RESULTS = Path(__file__).parent / "results" / "tokenizer.json"
+THREADS = 2
 
 
 def timed(fn):
@@ -36,10 +45,13 @@ def main():
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--naive-chars", type=int, default=100_000)
     parser.add_argument("--naive-vocab", type=int, default=512)
+    parser.add_argument("--smoke", action="store_true", help="20,000 characters, small vocabularies, nothing written")
     args = parser.parse_args()
     text = qt.load_text("tinyshakespeare")
+    if args.smoke:  # checks that every step runs, in seconds
+        text, args.vocab_size, args.naive_chars, args.naive_vocab = text[:20_000], 300, 5_000, 280
     mb = len(text.encode("utf-8")) / 1e6
-    qt.runtime.set_threads(2)
+    qt.runtime.set_threads(THREADS)
 
     hf, t_hf = timed(lambda: hf_train(text, args.vocab_size))
     ours, t_ours = timed(lambda: RegexBPE("gpt4").train(text, args.vocab_size, tie="hf"))
@@ -63,6 +75,24 @@ def main():
     checks = {"training within 5x of HF tokenizers": t_ours <= 5 * t_hf, "encoding >= 1 MB/s": mb / t_enc >= 1.0}
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}: {name}")
+    import tiktoken
+    import tokenizers
+
+    results = {
+        "date": datetime.date.today().isoformat(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "threads": THREADS, "tokenizers": tokenizers.__version__, "tiktoken": tiktoken.__version__,
+        "corpus_MB": mb, "vocab_size": args.vocab_size,
+        "train_ours_s": t_ours, "train_hf_s": t_hf, "train_ours_vs_hf": t_ours / t_hf,
+        "encode_ours_MB_per_s": mb / t_enc, "encode_tiktoken_MB_per_s": mb / t_tt,
+        "encode_hf_batched_lines_MB_per_s": mb / t_hfe,
+        "naive_chars": len(small), "naive_vocab": args.naive_vocab, "naive_s": t_naive, "fast_s": t_fast,
+        "naive_vs_fast": t_naive / t_fast, "checks": checks,
+    }
+    if args.smoke:
+        print("smoke run: nothing written")
+        return 0
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"written to {RESULTS}")
     return 0 if all(checks.values()) else 1
 
 

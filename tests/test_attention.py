@@ -79,3 +79,16 @@ def test_attention_maps_are_the_weights_attend_uses():
         x = model.blocks[0].ln1(model.wte(idx))
         q, k, v = model.blocks[0].attn.project(x)
         assert (maps[0] @ repeat_kv(v, 2)[0] - model.blocks[0].attn.attend(q, k, v)[0]).abs().max() < 1e-6
+
+
+def test_head_scores_average_the_weight_on_each_patterns_key():
+    from quanta_tissu.attention import head_scores
+
+    text = "ab c\nde"  # a space at 2 and a newline at 4: keys for the queries two or more characters later
+    maps = torch.rand(2, 3, 7, 7)
+    scores = head_scores(maps, text)
+    assert torch.allclose(scores["previous character"], maps[:, :, range(1, 7), range(0, 6)].mean(-1))
+    assert torch.allclose(scores["latest space or newline"], maps[:, :, [4, 5, 6], [2, 2, 4]].mean(-1))
+    assert torch.allclose(scores["latest newline"], maps[:, :, 6, 4])
+    with pytest.raises(ValueError, match="7 positions"):
+        head_scores(maps, text[:-1])

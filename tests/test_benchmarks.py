@@ -28,3 +28,18 @@ def test_bench_serve_smoke():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "the throughput of one at a time" in out.stdout
+
+
+@pytest.mark.parametrize("script, args, says", [
+    ("bench_llama.py", ["chapter08", "--smoke"], "smoke: every part ran"),
+    ("bench_nanogpt_recipe.py", ["--smoke"], "ratios to nanoGPT's documented run"),
+    ("bench_tokenizer.py", ["--smoke"], "smoke run: nothing written"),
+])
+def test_every_benchmark_has_a_smoke_run(script, args, says):
+    if script == "bench_tokenizer.py":
+        pytest.importorskip("tokenizers")
+        pytest.importorskip("tiktoken")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert says in out.stdout

@@ -44,7 +44,7 @@ def test_feedback_is_specific(tmp_path):
         "def cross_entropy_grad(logits, targets):\n    return np.zeros((logits.shape[1], logits.shape[0]))\n"
         "def numerical_gradient(f, x, h):\n    return 1 / 0\n"
     )
-    assert "max abs difference" in r["softmax"].message and "index" in r["softmax"].message
+    assert "wrong axis" in r["softmax"].message and "each column sums to 1" in r["softmax"].message
     assert "scalar" in r["cross_entropy"].message
     assert "expected (6, 5), got (5, 6)" in r["cross_entropy_grad"].message
     assert "ZeroDivisionError" in r["numerical_gradient"].message and "line 9" in r["numerical_gradient"].message
@@ -70,18 +70,198 @@ def test_cli_exit_code_and_json():
     assert out.returncode == 2 and "no exercises for chapter" in out.stderr
 
 
-MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback must contain})
-    "08": ("import torch\nimport torch.nn.functional as F\n"
-           "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
-           "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
-           "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
-           "    return apply_rope_interleaved(x, theta)\n"
-           "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n"
-           "def wsd_lr(step, max_lr, min_lr, warmup, total, cooldown):\n"
-           "    from quanta_tissu.training.optim import wsd_lr\n"
-           "    return wsd_lr(step, max_lr, min_lr, warmup, total, 1 - cooldown)\n",
-           {"rms_norm": "LayerNorm", "swiglu": "swapped", "apply_rope": "interleaved", "repeat_kv": "tiled",
-            "wsd_lr": "last* steps"}),
+MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback must contain}), or a list of those
+    "01": [("import numpy as np\n"
+            "def count_bigrams(ids, V):\n"
+            "    counts = np.zeros((V, V), dtype=np.int64)\n"
+            "    for a, b in zip(ids[:-1], ids[1:]):\n"
+            "        counts[b, a] += 1\n"  # transposed
+            "    return counts\n"
+            "def bigram_probs(counts, smoothing):\n"
+            "    s = counts + smoothing\n"
+            "    return s / s.sum(axis=0)\n"  # columns normalised
+            "def mean_nll(probs, ids):\n"
+            "    return float(-np.log(probs[ids[:-1], ids[1:]]).sum())\n",  # the sum
+            {"count_bigrams": "rows and columns are swapped", "bigram_probs": "each column sums to 1",
+             "mean_nll": "sum instead of averaging over the 499 transitions"}),
+           ("import numpy as np\n"
+            "def bigram_probs(counts, smoothing):\n"
+            "    s = counts + smoothing\n"
+            "    return s / s.sum(axis=1, keepdims=True)\n"  # the empty row: 0 / 0
+            "def mean_nll(probs, ids):\n"
+            "    return float(-np.log(probs[ids[:-1], ids[1:]]).sum() / len(ids))\n",  # N, not N - 1
+            {"bigram_probs": "row 3 is not finite", "mean_nll": "len(ids) - 1"})],
+    "02": [("import numpy as np\n"
+            "def softmax(x):\n"
+            "    e = np.exp(x - x.max(axis=1, keepdims=True))\n"
+            "    return e / e.sum(axis=0)\n"  # normalised down the columns
+            "def _softmax(x):\n"
+            "    e = np.exp(x - x.max(axis=1, keepdims=True))\n"
+            "    return e / e.sum(axis=1, keepdims=True)\n"
+            "def cross_entropy(logits, targets):\n"
+            "    p = _softmax(logits)\n"
+            "    return float(-np.log(p[np.arange(len(targets)), targets]).sum())\n"  # the sum
+            "def cross_entropy_grad(logits, targets):\n"
+            "    return _softmax(logits) - np.eye(logits.shape[1])[targets]\n"  # no 1/N
+            "def bigram_full_batch_grad(W, counts):\n"
+            "    return counts.sum(axis=1, keepdims=True) * _softmax(W) - counts\n",  # no 1/counts.sum()
+            {"softmax": "wrong axis", "cross_entropy": "sum instead of averaging over the 6 rows",
+             "cross_entropy_grad": "a 1/N is missing", "bigram_full_batch_grad": "sum instead of averaging"}),
+           ("import numpy as np\n"
+            "def softmax(x):\n"
+            "    e = np.exp(x - x.max(axis=0))\n"  # each column's max
+            "    return e / e.sum(axis=1, keepdims=True)\n"
+            "def _softmax(x):\n"
+            "    e = np.exp(x - x.max(axis=1, keepdims=True))\n"
+            "    return e / e.sum(axis=1, keepdims=True)\n"
+            "def cross_entropy_grad(logits, targets):\n"
+            "    return (np.eye(logits.shape[1])[targets] - _softmax(logits)) / len(targets)\n"  # the sign
+            "def bigram_full_batch_grad(W, counts):\n"
+            "    rows = counts.sum(axis=1, keepdims=True)\n"
+            "    return (rows * _softmax(W) - counts) / np.maximum(rows, 1)\n",  # each row its own mean
+            {"softmax": "wrong axis for the max", "cross_entropy_grad": "the sign is flipped",
+             "bigram_full_batch_grad": "its own count"})],
+    "03": [("import numpy as np\n"
+            "def linear_backward(x, W, dout):\n"
+            "    return dout @ W.T, x.T @ dout, dout.mean(axis=0)\n"  # the mean for db
+            "def embedding_backward(ids, dout, vocab_size):\n"
+            "    dW = np.zeros((vocab_size, dout.shape[-1]))\n"
+            "    dW[ids] += dout\n"  # repeated ids overwrite
+            "    return dW\n"
+            "def adam_step(p, g, m, v, t, lr, b1, b2, eps):\n"
+            "    m = b1 * m + (1 - b1) * g\n"
+            "    v = b2 * v + (1 - b2) * g**2\n"
+            "    return p - lr * m / (np.sqrt(v) + eps), m, v\n",  # no bias correction
+            {"linear_backward": "average over the 5 rows", "embedding_backward": "np.add.at",
+             "adam_step": "bias correction is missing"}),
+           ("def linear_backward(x, W, dout):\n"
+            "    return dout @ W.T, dout.T @ x, dout.sum(axis=0)\n",  # dW transposed
+            {"linear_backward": "axes in another order"}),
+           ("def linear_backward(x, W, dout):\n"
+            "    return dout @ W.T, x.T @ dout, dout.sum(axis=1)\n",  # db summed over the outputs
+            {"linear_backward": "one value per row"})],
+    "05": [("import numpy as np\n"
+            "def softmax_backward(y, dout):\n"
+            "    return y * dout - y * np.sum(y * dout)\n"  # summed over everything
+            "def causal_attention(q, k, v):\n"
+            "    T = q.shape[-2]\n"
+            "    scores = q @ k.swapaxes(-1, -2)\n"  # not scaled
+            "    scores = np.where(np.tril(np.ones((T, T), dtype=bool)), scores, -np.inf)\n"
+            "    w = np.exp(scores - scores.max(-1, keepdims=True))\n"
+            "    return w / w.sum(-1, keepdims=True) @ v\n"
+            "def layernorm_backward(x, w, dout, eps):\n"
+            "    C = x.shape[-1]\n"
+            "    mean = x.mean(-1, keepdims=True)\n"
+            "    std = np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)\n"
+            "    xhat, dxhat = (x - mean) / std, dout * w\n"
+            "    dx = (C * dxhat - dxhat.sum(-1, keepdims=True) - xhat * (dxhat * xhat).sum(-1, keepdims=True)) / std\n"
+            "    return dx, (dout * xhat).sum((0, 1)), dout.sum((0, 1))\n",  # dx without its 1/C
+            {"softmax_backward": "summed over everything", "causal_attention": "not scaled: divide q kᵀ by √D",
+             "layernorm_backward": "a 1/C is missing"}),
+           ("import numpy as np\n"
+            "def softmax_backward(y, dout):\n"
+            "    return y * dout - y * np.sum(y * dout, axis=0, keepdims=True)\n"  # the wrong axis
+            "def causal_attention(q, k, v):\n"
+            "    T, D = q.shape[-2:]\n"
+            "    scores = q @ k.swapaxes(-1, -2) / np.sqrt(D)\n"
+            "    scores = np.where(np.tril(np.ones((T, T), dtype=bool)), scores, -np.inf)\n"
+            "    w = np.exp(scores - scores.max(-2, keepdims=True))\n"
+            "    return w / w.sum(-2, keepdims=True) @ v\n"  # softmax over the queries
+            "def layernorm_backward(x, w, dout, eps):\n"
+            "    C = x.shape[-1]\n"
+            "    mean = x.mean(-1, keepdims=True)\n"
+            "    std = np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)\n"
+            "    xhat, dxhat = (x - mean) / std, dout * w\n"
+            "    dx = C * dxhat - dxhat.sum(-1, keepdims=True) - xhat * (dxhat * xhat).sum(-1, keepdims=True)\n"
+            "    dx = dx / (C * std)\n"
+            "    return dx, dout * xhat, dout\n",  # dw not summed over B and T
+            {"softmax_backward": "wrong axis", "causal_attention": "over the queries",
+             "layernorm_backward": "that sum is missing"})],
+    "06": [("import torch\n"
+            "def split_heads(x, n_head):\n"
+            "    B, T, C = x.shape\n"
+            "    return x.reshape(B, n_head, T, C // n_head)\n"  # a reshape, no transpose
+            "def merge_heads(y):\n"
+            "    B, H, T, D = y.shape\n"
+            "    return y.reshape(B, T, H * D)\n"
+            "def causal_self_attention(x, w_qkv, b_qkv, w_proj, b_proj, n_head):\n"
+            "    B, T, C = x.shape\n"
+            "    q, k, v = ((x @ w_qkv.T + b_qkv).view(B, T, 3, n_head, C // n_head).permute(2, 0, 3, 1, 4))\n"
+            "    scores = (q @ k.transpose(-1, -2)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), -1e9)\n"
+            "    y = scores.softmax(-1) @ v\n"  # not scaled
+            "    return y.transpose(1, 2).reshape(B, T, C) @ w_proj.T + b_proj\n",
+            {"split_heads": "reshaped straight to (B, H, T, D)", "merge_heads": "without moving the head axis",
+             "causal_self_attention": "not scaled"}),
+           ("import math\nimport torch\n"
+            "def split_heads(x, n_head):\n"
+            "    B, T, C = x.shape\n"
+            "    return x.view(B, T, C // n_head, n_head).permute(0, 3, 1, 2)\n"  # strided channels
+            "def causal_self_attention(x, w_qkv, b_qkv, w_proj, b_proj, n_head):\n"
+            "    B, T, C = x.shape\n"
+            "    q, k, v = ((x @ w_qkv.T + b_qkv).view(B, T, 3, n_head, C // n_head).permute(2, 0, 3, 1, 4))\n"
+            "    scores = q @ k.transpose(-1, -2) / math.sqrt(C)\n"  # the model width, not the head size
+            "    scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float('-inf'))\n"
+            "    return (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C) @ w_proj.T + b_proj\n",
+            {"split_heads": "every H-th channel", "causal_self_attention": "the model width"})],
+    "07": [("import math\nimport torch\n"
+            "def clip_grad_norm(grads, max_norm):\n"
+            "    out = []\n"
+            "    for g in grads:\n"  # each tensor by its own norm
+            "        n = float(g.norm())\n"
+            "        out.append(g * (max_norm / (n + 1e-6)) if n > max_norm else g)\n"
+            "    return out, math.sqrt(sum(float((g * g).sum()) for g in grads))\n"
+            "def adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay):\n"
+            "    b1, b2 = betas\n"
+            "    g = g + weight_decay * p\n"  # L2 regularisation
+            "    m = b1 * m + (1 - b1) * g\n"
+            "    v = b2 * v + (1 - b2) * g * g\n"
+            "    return p - lr * (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + eps), m, v\n",
+            {"clip_grad_norm": "clipped by its own norm", "adamw_step": "Adam with L2 regularisation"}),
+           ("import torch\n"
+            "def clip_grad_norm(grads, max_norm):\n"
+            "    norm = sum(float(g.norm()) for g in grads)\n"  # the sum of the norms
+            "    return [g * min(1.0, max_norm / (norm + 1e-6)) for g in grads], norm\n"
+            "def adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay):\n"
+            "    b1, b2 = betas\n"
+            "    m = b1 * m + (1 - b1) * g\n"
+            "    v = b2 * v + (1 - b2) * g * g\n"
+            "    p = p - lr * (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + eps)\n"
+            "    return p * (1 - lr * weight_decay), m, v\n",  # decayed after the update
+            {"clip_grad_norm": "sum of the per-tensor norms", "adamw_step": "the decay comes first"}),
+           ("import math\nimport torch\n"
+            "def clip_grad_norm(grads, max_norm):\n"
+            "    norm = math.sqrt(sum(float((g * g).sum()) for g in grads))\n"
+            "    return [g * (max_norm / (norm + 1e-6)) for g in grads], norm\n"  # scales even below max_norm
+            "def adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay):\n"
+            "    b1, b2 = betas\n"
+            "    p = p * (1 - weight_decay)\n"  # not times lr
+            "    m = b1 * m + (1 - b1) * g\n"
+            "    v = b2 * v + (1 - b2) * g * g\n"
+            "    return p - lr * (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + eps), m, v\n",
+            {"clip_grad_norm": "below max_norm", "adamw_step": "scaled by the learning rate"})],
+    "08": [("import torch\nimport torch.nn.functional as F\n"
+            "def rms_norm(x, weight, eps=1e-5):\n    return F.layer_norm(x, x.shape[-1:], weight, None, eps)\n"
+            "def swiglu(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ g.T)) @ d.T\n"
+            "def apply_rope(x, theta=10000.0):\n    from quanta_tissu.llama import apply_rope_interleaved\n"
+            "    return apply_rope_interleaved(x, theta)\n"
+            "def repeat_kv(kv, n_rep):\n    return kv.repeat(1, n_rep, 1, 1)\n"
+            "def wsd_lr(step, max_lr, min_lr, warmup, total, cooldown):\n"
+            "    from quanta_tissu.training.optim import wsd_lr\n"
+            "    return wsd_lr(step, max_lr, min_lr, warmup, total, 1 - cooldown)\n",
+            {"rms_norm": "LayerNorm", "swiglu": "swapped", "apply_rope": "interleaved", "repeat_kv": "tiled",
+             "wsd_lr": "last* steps"}),
+           ("import torch\n"
+            "def rms_norm(x, weight, eps=1e-5):\n"
+            "    return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * weight\n",  # ε outside the root
+            {"rms_norm": "outside the square root"}),
+           ("import torch\n"
+            "def rms_norm(x, weight, eps=1e-5):\n"
+            "    return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps) * weight\n",  # over T, not C
+            {"rms_norm": "wrong axis"}),
+           ("import torch\n"
+            "def rms_norm(x, weight, eps=1e-5):\n"
+            "    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * weight\n",  # the sum
+            {"rms_norm": "the sum of x²"})],
     "09": ("def split_qkv(w, n_head, n_kv_heads):\n    return tuple(w.chunk(3))\n"
            "def hf_to_course(state, n_layer):\n    return dict(state)\n"
            "def interleaved_to_rotate_half(w, n_heads):\n"
@@ -212,10 +392,19 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
 }
 
 
-@pytest.mark.parametrize("chapter", sorted(MISTAKES))
-def test_llama_mistakes_are_named(tmp_path, chapter):
-    """Chapters 08-11's classic mistakes get a message that names the mistake, not only a difference."""
-    source, expected = MISTAKES[chapter]
-    results = grade_source(tmp_path, chapter, source)
+def _mistake_cases():
+    """One pytest case per wrong file in MISTAKES, with the id "CHAPTER-N"."""
+    for chapter in sorted(MISTAKES):
+        entry = MISTAKES[chapter]
+        for i, (source, expected) in enumerate(entry if isinstance(entry, list) else [entry]):
+            yield pytest.param(chapter, source, expected, id=f"{chapter}-{i}")
+
+
+@pytest.mark.parametrize("chapter, source, expected", list(_mistake_cases()))
+def test_llama_mistakes_are_named(tmp_path, chapter, source, expected):
+    """Each chapter's classic mistakes get a message that names the mistake, not only a difference."""
+    path = tmp_path / f"ex{chapter}.py"
+    path.write_text(source)
+    results = {r.name: r for r in run_chapter(chapter, path, names=set(expected))}
     for name, words in expected.items():
         assert words in results[name].message, (name, results[name].message)

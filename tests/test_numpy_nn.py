@@ -70,9 +70,9 @@ def test_dropout_scales_and_is_identity_in_eval(rng):
 def _torch_mlp_grads(model, x, y):
     """The same MLP written with torch ops, on the same weights: loss and parameter grads."""
     ps = {name: torch.tensor(p, requires_grad=True) for name, p, _ in model.named_parameters()}
-    e = ps["0.W"][torch.tensor(x)].reshape(len(x), -1)
-    h = torch.tanh(e @ ps["1.W"] + ps["1.b"])
-    loss = torch.nn.functional.cross_entropy(h @ ps["4.W"] + ps["4.b"], torch.tensor(y))
+    e = ps["embedding.W"][torch.tensor(x)].reshape(len(x), -1)
+    h = torch.tanh(e @ ps["hidden.W"] + ps["hidden.b"])
+    loss = torch.nn.functional.cross_entropy(h @ ps["output.W"] + ps["output.b"], torch.tensor(y))
     loss.backward()
     return loss.item(), {k: v.grad.numpy() for k, v in ps.items()}
 

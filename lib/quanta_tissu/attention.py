@@ -152,3 +152,21 @@ def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(T, device=x.device)
         maps.append(att.masked_fill(~a.visible(pos, pos), float("-inf")).softmax(-1)[0])
     return torch.stack(maps)
+
+
+def head_scores(maps: torch.Tensor, text: str) -> dict[str, torch.Tensor]:
+    """The mean weight (L, H) that each head of ``maps`` (L, H, T, T), from ``attention_maps`` on the T characters
+    of ``text``, puts on one key per query (chapters 05 and 11): the previous character; the latest space or newline
+    before it (where the current word began); the latest newline before it (where the line began). The last two
+    leave the previous character out, so that a head is not credited twice for one key; a query without such a key
+    does not count."""
+    if maps.shape[-1] != len(text):
+        raise ValueError(f"maps cover {maps.shape[-1]} positions but the text has {len(text)} characters")
+    pairs = {"previous character": [(t, t - 1) for t in range(1, len(text))]}
+    for name, stops in (("latest space or newline", " \n"), ("latest newline", "\n")):
+        key, pairs[name] = -1, []
+        for t in range(2, len(text)):
+            key = t - 2 if text[t - 2] in stops else key  # the latest stop at or before t - 2
+            if key >= 0:
+                pairs[name].append((t, key))
+    return {name: maps[:, :, [t for t, _ in p], [s for _, s in p]].mean(-1) for name, p in pairs.items()}

@@ -273,3 +273,221 @@ def continuous_batching():
     axes[1].set_xlabel("decode step")
     plt.tight_layout()
     return fig
+
+
+def rope_rotation(head_dim: int = 8, positions: int = 6, theta: float = 10000.0):
+    """Chapter 08: RoPE rotates each pair of a head's dimensions by position x its own frequency; a query at t and a
+    key at s then meet at an angle that depends on t - s only."""
+    import math
+
+    pairs = head_dim // 2
+    freqs = [theta ** (-2 * i / head_dim) for i in range(pairs)]
+    fig = plt.figure(figsize=(13, 5.6))
+    grid = fig.add_gridspec(2, max(pairs, 4), hspace=0.55, top=0.86, bottom=0.02)
+    cmap = plt.get_cmap("viridis")
+    for i, f in enumerate(freqs):  # top row: one plane per pair, the same vector at positions 0..positions-1
+        ax = fig.add_subplot(grid[0, i])
+        ax.add_patch(plt.Circle((0, 0), 1, fill=False, ec="#bbbbbb", lw=0.8))
+        for t in range(positions):
+            a = 0.35 + t * f
+            color = cmap(t / max(1, positions - 1))
+            ax.annotate("", (math.cos(a), math.sin(a)), (0, 0),
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=1.6, mutation_scale=10))
+            if f > 0.3:  # far enough apart to number each position
+                ax.text(1.22 * math.cos(a), 1.22 * math.sin(a), str(t), ha="center", va="center", fontsize=8,
+                        color=color)
+        if f <= 0.3:
+            a = 0.35 + (positions - 1) * f / 2
+            ax.text(1.3 * math.cos(a), 1.3 * math.sin(a), f"0-{positions - 1}", ha="left", va="center", fontsize=8)
+        ax.set_title(f"pair {i}: dimensions {i} and {i + pairs}\nθ_{i} = {f:.3g} rad per position", fontsize=9)
+        ax.set_xlim(-1.5, 1.5)
+        ax.set_ylim(-1.45, 1.45)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.text(0.5, 0.965, f"One vector at positions 0 to {positions - 1} (numbered): pair i turns by t·θ_i, "
+             f"θ_i = {theta:g}^(-2i/D), D = {head_dim}; fast pairs tell nearby positions apart, slow pairs barely move",
+             ha="center", fontsize=10)
+    fig.text(0.5, 0.47, "A query and a key in pair 0's plane: the angle between them is their angle at position 0 plus "
+             "(t - s)·θ_0, the same whenever t - s is", ha="center", fontsize=10)
+    f0, q0, k0 = freqs[0], 0.5, 0.0
+    cases = [(2, 0), (3, 1), (5, 3)]
+    for j, (t, s) in enumerate(cases):  # bottom row: the same distance at three places
+        ax = fig.add_subplot(grid[1, j])
+        ax.add_patch(plt.Circle((0, 0), 1, fill=False, ec="#bbbbbb", lw=0.8))
+        aq, ak = q0 + t * f0, k0 + s * f0
+        for a, color, label in ((aq, "#e45756", f"q at t = {t}"), (ak, "#4c78a8", f"k at s = {s}")):
+            ax.annotate("", (math.cos(a), math.sin(a)), (0, 0),
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=2, mutation_scale=12))
+            ax.text(1.32 * math.cos(a), 1.32 * math.sin(a), label, ha="center", va="center", fontsize=8.5, color=color)
+        arc = [ak + (aq - ak) * u / 30 for u in range(31)]
+        ax.plot([0.4 * math.cos(a) for a in arc], [0.4 * math.sin(a) for a in arc], color="#555", lw=1.2)
+        ax.set_title(f"t - s = {t - s}", fontsize=9)
+        ax.set_xlim(-1.7, 1.7)
+        ax.set_ylim(-1.5, 1.5)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, 3:])
+    ax.axis("off")
+    ax.text(0.0, 0.5, "The same angle in every pair gives the same\nq·k, which sums the pairs:\n"
+            "⟨R_t q, R_s k⟩ = ⟨q, R_(s-t) k⟩,\na function of t - s only.", va="center", fontsize=10)
+    return fig
+
+
+def gqa_grouping(n_head: int = 8, kv_heads=(8, 2, 1)):
+    """Chapter 08: H query heads reading KV key/value heads in groups of H/KV (query head h reads kv head
+    h // (H/KV)); KV = H is multi-head attention, KV = 1 multi-query attention."""
+    colors = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]
+    fig, axes = plt.subplots(1, len(kv_heads), figsize=(13, 3.4))
+    for ax, kv in zip(axes, kv_heads):
+        group = n_head // kv
+        for h in range(n_head):
+            g = h // group
+            ax.add_patch(plt.Rectangle((h, 2.0), 0.8, 0.6, fc=colors[g % len(colors)], ec="white"))
+            ax.text(h + 0.4, 2.3, f"q{h}", ha="center", va="center", fontsize=8, color="white")
+            kx = (g + 0.5) * n_head / kv - 0.4  # the kv head sits under the middle of its group
+            ax.plot([h + 0.4, kx + 0.4], [2.0, 0.7], color=colors[g % len(colors)], lw=1)
+        for g in range(kv):
+            kx = (g + 0.5) * n_head / kv - 0.4
+            ax.add_patch(plt.Rectangle((kx, 0.1), 0.8, 0.6, fc=colors[g % len(colors)], ec="#333", lw=1.2))
+            ax.text(kx + 0.4, 0.4, f"kv{g}", ha="center", va="center", fontsize=8, color="white")
+        kind = "MHA" if kv == n_head else "MQA" if kv == 1 else "GQA"
+        ax.set_title(f"{kind}: H = {n_head} query heads, KV = {kv}\ngroups of H/KV = {group}; "
+                     f"the cache holds {kv} head{'s' if kv > 1 else ''} per layer", fontsize=9)
+        ax.text(-0.4, 2.3, "queries", ha="right", va="center", fontsize=8.5)
+        ax.text(-0.4, 0.4, "keys and\nvalues", ha="right", va="center", fontsize=8.5)
+        ax.set_xlim(-2.2, n_head)
+        ax.set_ylim(0, 2.9)
+        ax.axis("off")
+    fig.text(0.5, 0.01, "query head h reads key/value head h // (H/KV): the consecutive heads of a group share one "
+             "key and one value (repeat_interleave)", ha="center", fontsize=9, color="#555")
+    return fig
+
+
+def mlp_language_model(chars: str = "ing", emb_dim: int = 4):
+    """Chapter 03: Bengio et al.'s MLP language model. Each of the T previous characters picks its row of one
+    shared embedding table E, the T rows are concatenated, a tanh hidden layer and a linear output layer give
+    V logits, and softmax turns them into the next character's distribution."""
+    colors = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2"]
+    T = len(chars)
+    fig, ax = plt.subplots(figsize=(13, 4.4))
+    top, bottom = 3.3, 0.5
+    rows = [top - (i + 0.5) * (top - bottom) / T for i in range(T)]  # the y of each context position
+    cell = 0.28
+    for i, (ch, y) in enumerate(zip(chars, rows)):
+        _box(ax, 0, y - 0.3, 1.2, 0.6, f"x[t-{T - i}] = {ch!r}", "#f4e3c1", 9)
+        _arrow(ax, 1.2, y, 1.8, y)
+        _arrow(ax, 3.2, y, 3.6, y)
+        for k in range(emb_dim):  # the looked-up row: emb_dim numbers
+            ax.add_patch(plt.Rectangle((3.6 + k * cell, y - cell / 2), cell * 0.92, cell, fc=colors[i % 5], ec="white"))
+        _arrow(ax, 3.6 + emb_dim * cell, y, 5.3, bottom + (top - bottom) * (T - i - 0.5) / T)
+    _box(ax, 1.8, bottom - 0.1, 1.4, top - bottom + 0.2, "embedding\ntable E\n(V × C)\n\none row per\ncharacter,\n"
+         "shared by\nall T positions", "#e8dff5", 8.5)
+    ax.text(3.6 + emb_dim * cell / 2, top + 0.25, f"T rows of E\n(C = {emb_dim} numbers each)", ha="center",
+            fontsize=8.5, color="#555")
+    height = (top - bottom) / (T * emb_dim)  # the concatenation: T·C numbers, in context order
+    for i in range(T):
+        for k in range(emb_dim):
+            y = top - (i * emb_dim + k + 1) * height
+            ax.add_patch(plt.Rectangle((5.3, y), 0.3, height * 0.92, fc=colors[i % 5], ec="white"))
+    ax.text(5.45, bottom - 0.35, "concatenate:\ne, T·C numbers", ha="center", va="top", fontsize=8.5, color="#555")
+    mid = (top + bottom) / 2
+    _arrow(ax, 5.6, mid, 6.3, mid)
+    _box(ax, 6.3, mid - 0.6, 2.0, 1.2, "hidden layer\nh = tanh(e W₁ + b₁)\nH units", "#dbe9f6", 9)
+    _arrow(ax, 8.3, mid, 8.9, mid)
+    _box(ax, 8.9, mid - 0.6, 2.0, 1.2, "output layer\nz = h W₂ + b₂\nV logits", "#dbe9f6", 9)
+    _arrow(ax, 10.9, mid, 11.5, mid)
+    _box(ax, 11.5, mid - 0.6, 1.7, 1.2, "softmax\nP(x[t] | the T\nprevious chars)", "#d5ecd4", 9)
+    ax.text(9.75, top - 0.1, f"T = {T} previous characters drawn here;\nthe same picture for any T",
+            ha="center", fontsize=9, color="#555")
+    ax.text(6.6, -0.55, "parameters: E (V × C), W₁ (T·C × H), b₁ (H), W₂ (H × V), b₂ (V); "
+            "Bengio et al. (2003) call the table C and read the previous words", ha="center", fontsize=8.5,
+            color="#555")
+    ax.set_xlim(-0.1, 13.3)
+    ax.set_ylim(-0.75, 4.0)
+    ax.axis("off")
+    return fig
+
+
+def attention_qkv(T: int = 5):
+    """Chapter 05: one head of causal attention: x -> q, k, v; scores q·kᵀ/√D; the future masked; a softmax over each
+    row; the weighted sum of the values."""
+    import numpy as np
+
+    scores = np.random.default_rng(0).normal(size=(T, T)) * 1.5  # illustrative values, not a computation
+    masked = np.where(np.tril(np.ones((T, T))) > 0, scores, -np.inf)
+    weights = np.exp(masked - masked.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(13, 4.4))
+    _box(ax, 0, 1.55, 1.1, 0.9, "x\n(T, C)", "#f4e3c1", 9)
+    for y, name, color in ((3.0, "q", "#dbe9f6"), (1.55, "k", "#dbe9f6"), (0.1, "v", "#d5ecd4")):
+        _box(ax, 1.7, y, 1.35, 0.9, f"{name} = x W_{name}\n(T, D)", color, 9)
+        _arrow(ax, 1.1, 2.0, 1.7, y + 0.45)
+    cell, top = 2.2 / T, 3.3
+
+    def grid(x0, values, title, masked_text=None):
+        for t in range(T):
+            for s in range(T):
+                future = s > t
+                v = values[t, s]
+                color = "#eeeeee" if (future and masked_text) else plt.cm.Blues(0.1 + 0.85 * v)
+                ax.add_patch(plt.Rectangle((x0 + s * cell, top - (t + 1) * cell), cell * 0.94, cell * 0.94, fc=color,
+                                           ec="white"))
+                if future and masked_text:
+                    ax.text(x0 + (s + 0.47) * cell, top - (t + 0.53) * cell, masked_text, ha="center", va="center",
+                            fontsize=7, color="#888")
+        ax.text(x0 + T * cell / 2, top + 0.1, title, ha="center", va="bottom", fontsize=9)
+        ax.text(x0 - 0.08, top - cell / 2, "t=0", ha="right", va="center", fontsize=7, color="#555")
+        ax.text(x0 - 0.08, top - (T - 0.5) * cell, f"t={T - 1}", ha="right", va="center", fontsize=7, color="#555")
+
+    norm = (scores - scores.min()) / (scores.max() - scores.min())
+    grid(3.8, norm, "scores q kᵀ / √D\n(T, T): row t = query t")
+    grid(6.7, norm, "+ causal mask M:\nthe future (s > t) is −∞", masked_text="−∞")
+    grid(9.6, weights, "softmax of each row: weights,\neach row sums to 1, the future gets 0", masked_text="0")
+    _arrow(ax, 3.05, 3.45, 3.8, 2.6)
+    _arrow(ax, 3.05, 2.0, 3.8, 1.8)
+    _arrow(ax, 6.05, 2.2, 6.65, 2.2)
+    _arrow(ax, 8.95, 2.2, 9.55, 2.2)
+    _box(ax, 12.2, 1.55, 1.3, 0.9, "y = weights · v\n(T, D)", "#e8dff5", 9)
+    _arrow(ax, 11.85, 2.0, 12.2, 2.0)
+    ax.plot([3.05, 12.85], [0.55, 0.55], color="#3b5b7a", lw=1.2)
+    _arrow(ax, 12.85, 0.55, 12.85, 1.55)
+    ax.text(7.9, 0.65, "row t of y: the average of the rows of v at positions s ≤ t, weighted by row t of the weights",
+            ha="center", va="bottom",
+            fontsize=9, color="#555")
+    ax.set_xlim(-0.1, 13.6)
+    ax.set_ylim(0, 4.1)
+    ax.axis("off")
+    return fig
+
+
+def residual_stream():
+    """Chapter 06: a pre-norm block on the residual stream: each sublayer reads a normalised copy of the stream and
+    adds its output back."""
+    fig, ax = plt.subplots(figsize=(13, 3.6))
+    y = 1.0
+    ax.plot([1.5, 11.6], [y, y], color="#3b5b7a", lw=5, solid_capstyle="butt", zorder=1)
+    _arrow(ax, 11.5, y, 12.0, y)
+    _box(ax, 0, y - 0.45, 1.5, 0.9, "token +\nposition\nembeddings", "#f4e3c1", 8.5)
+    _box(ax, 12.0, y - 0.45, 1.5, 0.9, "LN_f → head\n→ logits", "#f4e3c1", 8.5)
+    for x0, name in ((2.3, "attention\n(between positions)"), (7.0, "MLP\n(each position\non its own)")):
+        _box(ax, x0, 2.1, 0.9, 0.7, f"LN{1 if x0 < 5 else 2}", "#e3e3e3", 9)
+        _box(ax, x0 + 1.3, 2.0, 1.7, 0.9, name, "#dbe9f6", 8.5)
+        ax.plot([x0 - 0.3, x0 - 0.3], [y, 2.45], color="#3b5b7a", lw=1.2)
+        _arrow(ax, x0 - 0.3, 2.45, x0, 2.45)
+        _arrow(ax, x0 + 0.9, 2.45, x0 + 1.3, 2.45)
+        plus = x0 + 3.5
+        ax.plot([x0 + 3.0, plus], [2.45, 2.45], color="#3b5b7a", lw=1.2)
+        _arrow(ax, plus, 2.45, plus, y + 0.2)
+        ax.add_patch(plt.Circle((plus, y), 0.2, fc="white", ec="#3b5b7a", lw=1.5, zorder=3))
+        ax.text(plus, y, "+", ha="center", va="center", fontsize=12, zorder=4)
+        ax.text(x0 - 0.2, 1.6, "read", ha="left", fontsize=8, color="#555")
+        ax.text(plus - 0.1, 1.6, "write (add)", ha="right", fontsize=8, color="#555")
+    ax.add_patch(plt.Rectangle((1.75, 0.35), 9.75, 2.85, fc="none", ec="#999", ls="--"))
+    ax.text(6.6, 3.3, "one block, repeated N times: x ← x + Attn(LN1(x)), then x ← x + MLP(LN2(x))", ha="center",
+            fontsize=9)
+    ax.text(6.6, 0.5, "the residual stream x (B, T, C): nothing overwrites it, and the gradient runs straight along it",
+            ha="center", fontsize=9, color="#555")
+    ax.set_xlim(-0.1, 13.6)
+    ax.set_ylim(0.2, 3.6)
+    ax.axis("off")
+    return fig

@@ -45,6 +45,20 @@ def _seen_ids(idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), idx, first)
 
 
+def choose(logits: torch.Tensor, sampling: Sampling, idx: torch.Tensor, seen: torch.Tensor | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, V) next-token logits -> (B, 1) tokens, by chapter 10's knobs (``seen``: the ids the repetition penalty
+    reads) and chapter 17's watermark (``idx``: the ids so far, whose last one picks the green list)."""
+    if sampling.watermark is not None and sampling.temperature == 0:  # greedy: penalty, bias, then arg max
+        logits = process_logits(logits, 1.0, 0, 1.0, 0.0, sampling.repetition_penalty, seen)  # penalty only
+        logits, seen = sampling.watermark.bias(logits, idx), None  # penalised once: below keeps the arg max
+    logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
+                            sampling.repetition_penalty, seen)
+    if sampling.watermark is not None and sampling.temperature > 0:  # last, after every filter, as transformers
+        logits = sampling.watermark.bias(logits, idx)
+    return sample(logits, generator, greedy=sampling.temperature == 0)
+
+
 @torch.no_grad()
 def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | None = None,
           generator: torch.Generator | None = None, attention_mask: torch.Tensor | None = None, cache: bool = False):
@@ -75,14 +89,7 @@ def steps(model, idx: torch.Tensor, max_new_tokens: int, sampling: Sampling | No
                     step_in = step_in[:, kv.chunk:]
                 logits = model(step_in, attention_mask=mask if padded else None, cache=kv)[0][:, -1]
             seen = _seen_ids(idx, mask) if sampling.repetition_penalty != 1.0 else None  # only the penalty reads it
-            if sampling.watermark is not None and sampling.temperature == 0:  # greedy: penalty, bias, then arg max
-                logits = process_logits(logits, 1.0, 0, 1.0, 0.0, sampling.repetition_penalty, seen)  # penalty only
-                logits, seen = sampling.watermark.bias(logits, idx), None  # penalised once: below keeps the arg max
-            logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
-                                    sampling.repetition_penalty, seen)
-            if sampling.watermark is not None and sampling.temperature > 0:  # last, after every filter, as transformers
-                logits = sampling.watermark.bias(logits, idx)
-            nxt = sample(logits, generator, greedy=sampling.temperature == 0)  # (B, 1)
+            nxt = choose(logits, sampling, idx, seen, generator)  # (B, 1)
             idx, mask, step_in = torch.cat([idx, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1), nxt
             yield nxt
     finally:

@@ -17,10 +17,17 @@ def smooth(values, window: int = 50) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def plot_history(ax, history, label: str, color=None, window: int = 50) -> None:
-    """Smoothed training loss as a line, validation losses as markers on the same colour."""
+def plot_history(ax, history, label: str, color=None, window: int = 50, raw: bool = False) -> None:
+    """Training loss as its moving average over the last ``window`` batches, drawn only where the window is
+    full (a shorter window at the start would bend the curve where it fills up); ``raw`` adds every batch
+    loss, faint; validation losses as markers on the same colour."""
     steps = np.arange(1, len(history.train) + 1)
-    (line,) = ax.plot(steps, smooth(history.train, window), color=color, alpha=0.8, label=f"{label} (train)")
+    window = max(1, min(window, len(steps)))
+    if raw:
+        (faint,) = ax.plot(steps, history.train, color=color, alpha=0.25, lw=0.7, label=f"{label} (train, each batch)")
+        color = faint.get_color()
+    (line,) = ax.plot(steps[window - 1:], smooth(history.train, window)[window - 1:], color=color, alpha=0.8,
+                      label=f"{label} (train, mean of the last {window} batches)")
     if history.val:
         ax.plot(history.eval_steps, history.val, "o--", color=line.get_color(), label=f"{label} (validation)")
     ax.set_xlabel("step")

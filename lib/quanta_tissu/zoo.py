@@ -149,9 +149,6 @@ def windows_loss(model, ids) -> float:
 
 def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path:
     """Train recipe ``name`` from its seed and write its weights-only checkpoint to ``folder`` (atomically)."""
-    import torch
-
-    from .gpt import GPT
     from .training import checkpoint
     from .training.data import TokenData, prepare_char_corpus
     from .training.trainer import Trainer
@@ -159,10 +156,9 @@ def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path
     recipe, folder = _recipe(name), Path(folder)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, tok = prepare_char_corpus(Path(tmp) / "data", recipe.corpus)
-        torch.manual_seed(recipe.train.seed)  # the initial weights
-        model = GPT(recipe.model)
-        Trainer(model, TokenData(data_dir, recipe.model.block_size), recipe.train, None, device).fit(progress=progress)
-        model = model.cpu()
+        trainer = Trainer.build(recipe.model, TokenData(data_dir, recipe.model.block_size), recipe.train, None, device)
+        trainer.fit(progress=progress)
+        model = trainer.model.cpu()
         config = {"model": recipe.model.to_dict(), "train": asdict(recipe.train), "name": name,
                   "recipe": recipe.fingerprint(),
                   "tokenizer": {"tokenizer": "char", "vocab_size": tok.vocab_size, "chars": tok.chars},

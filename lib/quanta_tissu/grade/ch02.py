@@ -13,7 +13,13 @@ def _logits(seed: int, n: int = 6, v: int = 5, scale: float = 3.0):
 
 def check_softmax(fn) -> str:
     x, _ = _logits(1)
-    msg = assert_close(fn(x.copy()), F.softmax(x), "softmax")
+    e = np.exp(x - x.max(axis=0))
+    msg = assert_close(fn(x.copy()), F.softmax(x), "softmax", wrong=[
+        (np.exp(x) / np.exp(x).sum(axis=0), "wrong axis: each column sums to 1; softmax normalises each row, over the "
+                                            "last axis (axis=1 or -1, keepdims=True)"),
+        (e / e.sum(axis=1, keepdims=True), "wrong axis for the max: you subtracted each column's max; subtract each "
+                                           "row's own (axis=1, keepdims=True), a shift softmax does not notice"),
+    ])
     big = np.array([[1000.0, 1001.0, 1002.0]])
     assert_close(fn(big), F.softmax(big), "softmax of [1000, 1001, 1002] (subtract the row max)")
     return msg
@@ -24,12 +30,20 @@ def check_cross_entropy(fn) -> str:
     got = fn(x.copy(), y)
     if not np.isscalar(got) and np.asarray(got).shape != ():
         raise CheckFailed(f"expected a scalar (the mean over rows), got shape {np.asarray(got).shape}")
-    return assert_close(got, F.cross_entropy(x, y), "mean cross-entropy")
+    n = len(y)
+    return assert_close(got, F.cross_entropy(x, y), "mean cross-entropy", hints={
+        n: f"did you sum instead of averaging over the {n} rows?",
+        -1: "the sign is flipped: the loss is -log p, a positive number",
+        1 / np.log(2): "that is log base 2: use the natural log, np.log"})
 
 
 def check_cross_entropy_grad(fn) -> str:
     x, y = _logits(3)
-    return assert_close(fn(x.copy(), y), F.cross_entropy_grad(x, y), "dloss/dlogits")
+    n = len(y)
+    return assert_close(fn(x.copy(), y), F.cross_entropy_grad(x, y), "dloss/dlogits", hints={
+        n: f"a 1/N is missing: the loss is the mean over N = {n} rows, so its gradient is (softmax - one-hot) / {n}",
+        -1: "the sign is flipped: the gradient is softmax minus one-hot, not one-hot minus softmax",
+    }, wrong=[(F.softmax(x) / n, "the one-hot of the targets is not subtracted: (softmax - one-hot) / N")])
 
 
 def check_numerical_gradient(fn) -> str:
@@ -50,7 +64,12 @@ def check_bigram_full_batch_grad(fn) -> str:
     x = np.repeat(rows, counts[rows, cols])
     y = np.repeat(cols, counts[rows, cols])
     expected = F.one_hot(x, 4).T @ F.cross_entropy_grad(W[x], y)
-    return assert_close(fn(W.copy(), counts.copy()), expected, "full-batch gradient")
+    total = int(counts.sum())
+    rows = counts.sum(axis=1, keepdims=True)
+    return assert_close(fn(W.copy(), counts.copy()), expected, "full-batch gradient", hints={
+        total: f"did you sum instead of averaging over the {total} pairs? Divide by counts.sum()",
+    }, wrong=[(expected * total / np.maximum(rows, 1), "each row is divided by its own count: the mean is over all "
+                                                         "counts.sum() pairs at once")])
 
 
 CHECKS = {

@@ -10,7 +10,13 @@ def check_softmax_backward(fn) -> str:
     layer = tr.Softmax()
     y = layer.forward(rng.standard_normal((2, 3, 5)))
     dout = rng.standard_normal((2, 3, 5))
-    return assert_close(fn(y.copy(), dout.copy()), layer.backward(dout), "dx")
+    wrong = [(y * dout - y * np.sum(y * dout), "y·dout is summed over everything: it is one number per row, "
+                                               "np.sum(y * dout, axis=-1, keepdims=True)"),
+             (y * dout, "the -y (y·dout) term is missing: the Jacobian of softmax is diag(y) - y yᵀ")]
+    wrong += [(y * dout - y * np.sum(y * dout, axis=a, keepdims=True),
+               f"wrong axis: y·dout is summed over axis {a}; softmax ran over the last axis, so sum over axis=-1 "
+               "(keepdims=True)") for a in (0, 1)]
+    return assert_close(fn(y.copy(), dout.copy()), layer.backward(dout), "dx", wrong=wrong)
 
 
 def check_causal_mask(fn) -> str:
@@ -29,15 +35,35 @@ def check_causal_mask(fn) -> str:
     return "right for T = 1, 4, 7"
 
 
+def _attention(q, k, v, scale: float, hidden, axis: int = -1) -> np.ndarray:
+    """softmax(q kᵀ * scale, with ``hidden`` (T, T) masked, over ``axis``) @ v, in plain NumPy."""
+    scores = q @ k.transpose(0, 1, 3, 2) * scale
+    scores = np.where(hidden, -np.inf, scores)
+    e = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True) @ v
+
+
 def check_causal_attention(fn) -> str:
     rng = np.random.default_rng(2)
     B, H, T, D = 2, 3, 5, 4
     q, k, v = (rng.standard_normal((B, H, T, D)) for _ in range(3))
     # Reference: the lib's masked, scaled softmax, as inside tr.CausalSelfAttention.
     scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D)
-    scores = np.where(np.triu(np.ones((T, T), dtype=bool), 1), -np.inf, scores)
+    future = np.triu(np.ones((T, T), dtype=bool), 1)
+    scores = np.where(future, -np.inf, scores)
     expected = tr.Softmax().forward(scores) @ v
-    return assert_close(fn(q.copy(), k.copy(), v.copy()), expected, "attention output")
+    wrong = [
+        (_attention(q, k, v, 1.0, future), f"the scores are not scaled: divide q kᵀ by √D = √{D} before the softmax"),
+        (_attention(q, k, v, 1 / D, future), f"the scores are divided by D = {D}; divide by √D = √{D}"),
+        (_attention(q, k, v, np.sqrt(D), future), f"the scores are multiplied by √D; divide by √D = √{D}"),
+        (_attention(q, k, v, 1 / np.sqrt(D), future, axis=-2),
+         "wrong axis: the softmax ran over the queries (axis -2); each query's weights over the keys, the last axis, "
+         "must sum to 1"),
+        (_attention(q, k, v, 1 / np.sqrt(D), np.zeros((T, T), dtype=bool)), "no mask: query i must not see keys j > i"),
+        (_attention(q, k, v, 1 / np.sqrt(D), np.tril(np.ones((T, T), dtype=bool), -1)),
+         "the mask is the wrong way round: query i may see keys j <= i; the future j > i is what gets hidden"),
+    ]
+    return assert_close(fn(q.copy(), k.copy(), v.copy()), expected, "attention output", wrong=wrong)
 
 
 def check_layernorm_backward(fn) -> str:
@@ -50,7 +76,9 @@ def check_layernorm_backward(fn) -> str:
     dx = layer.backward(dout)
     got = fn(x.copy(), layer.params["w"].copy(), dout.copy(), 1e-5)
     expect_tuple(got, "dx, dw, db")
-    assert_close(got[0], dx, "dx")
+    C = x.shape[-1]
+    assert_close(got[0], dx, "dx", hints={
+        C: f"a 1/C is missing: the mean and the variance average over the C = {C} channels, so dx has a 1/C"})
     assert_close(got[1], layer.grads["w"], "dw")
     assert_close(got[2], layer.grads["b"], "db")
     return "dx, dw and db match"

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ..llama import RMSNorm, SwiGLU, apply_rope, apply_rope_interleaved, rope_cache
 from ..training import optim
-from .core import CheckFailed, assert_close
+from .core import CheckFailed, assert_close, expected_got
 
 
 def _matches(got, expected) -> bool:
@@ -26,7 +26,17 @@ def check_rms_norm(fn) -> str:
         raise CheckFailed("you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root mean square")
     if _matches(got, expected / w):
         raise CheckFailed("the normalised values are right but the learned weight (gain) is not applied")
-    return assert_close(got, expected.numpy(), "rms_norm(x of shape (2, 5, 8), weight, 1e-5)", rtol=1e-6)
+    ms = x.pow(2).mean(-1, keepdim=True)
+    wrong = [(x / (ms.sqrt() + 1e-5) * w, "ε is added outside the square root: x / sqrt(mean(x²) + ε) puts it inside"),
+             (x / (x.pow(2).sum(-1, keepdim=True) + 1e-5).sqrt() * w,
+              "that is the sum of x² over the channels, not its mean: divide it by C = 8 "
+              "(x.pow(2).mean(-1, keepdim=True))"),
+             (x / (ms + 1e-5) * w, "the square root is missing: divide by sqrt(mean(x²) + ε)")]
+    wrong += [(x / (x.pow(2).mean(d, keepdim=True) + 1e-5).sqrt() * w,
+               f"wrong axis: the mean of x² runs over dim {d}; it runs over the channels, the last dim "
+               "(dim=-1, keepdim=True)") for d in (0, 1)]
+    return assert_close(got, expected.numpy(), "rms_norm(x of shape (2, 5, 8), weight, 1e-5)", rtol=1e-6,
+                        wrong=[(value.numpy(), message) for value, message in wrong])
 
 
 def check_swiglu(fn) -> str:
@@ -86,7 +96,7 @@ def check_wsd_lr(fn) -> str:
                               "steps spent decaying (d = total - round(cooldown * total))")
         if math.isclose(got, optim.wsd_lr(step, 1e-3, 0.0, *args[2:]), rel_tol=1e-6):
             raise CheckFailed(f"{where}: your line ends at 0; it must end at min_lr")
-        raise CheckFailed(f"{where}: expected {expected:.6g}, got {got:.6g}")
+        raise CheckFailed(f"{where}: {expected_got(expected, got)}")
     return "right during warmup, the flat phase, the cooldown and after the end"
 
 

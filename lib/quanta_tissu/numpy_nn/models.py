@@ -21,8 +21,10 @@ class Model:
     layers: list
 
     def named_parameters(self):
-        return [(f"{i}.{name}", layer.params[name], layer.grads[name])
-                for i, layer in enumerate(self.layers) for name in layer.params]
+        """(name, param, grad) triples, each named after the attribute holding its layer: "hidden.W"."""
+        attribute = {id(value): key for key, value in vars(self).items()}
+        return [(f"{attribute[id(layer)]}.{name}", layer.params[name], layer.grads[name])
+                for layer in self.layers for name in layer.params]
 
     def parameters(self):
         """(param, grad) pairs, the input of ``optim.SGD`` and ``optim.Adam``."""
@@ -91,24 +93,25 @@ class MLPLanguageModel(Model):
     def __init__(self, vocab_size: int, context: int, emb_dim: int, hidden: int,
                  rng: np.random.Generator, dropout: float = 0.0):
         self.vocab_size, self.context = vocab_size, context
-        self.emb = Embedding(vocab_size, emb_dim, rng)
-        self.fc1 = Linear(context * emb_dim, hidden, rng, gain=5 / 3)  # 5/3: tanh's usual gain
-        self.act = Tanh()
-        self.drop = Dropout(dropout, rng)
-        self.fc2 = Linear(hidden, vocab_size, rng, gain=0.1)  # small logits: near-uniform at init
-        self.layers = [self.emb, self.fc1, self.act, self.drop, self.fc2]
+        self.embedding = Embedding(vocab_size, emb_dim, rng)
+        # std gain / sqrt(fan-in): He et al.'s scaling with tanh's gain 5/3 (torch's calculate_gain("tanh"))
+        self.hidden = Linear(context * emb_dim, hidden, rng, gain=5 / 3)
+        self.tanh = Tanh()
+        self.dropout = Dropout(dropout, rng)
+        self.output = Linear(hidden, vocab_size, rng, gain=0.1)  # small logits: near-uniform at init
+        self.layers = [self.embedding, self.hidden, self.tanh, self.dropout, self.output]
 
     def forward(self, x: np.ndarray) -> np.ndarray:  # (N, T) ids -> (N, V) logits
         x = self._check_context(x)
-        e = self.emb.forward(x)  # (N, T, C)
+        e = self.embedding.forward(x)  # (N, T, C)
         h = e.reshape(len(x), -1)  # (N, T, C) -> (N, T*C): concatenate the T embeddings
-        h = self.drop.forward(self.act.forward(self.fc1.forward(h)))  # (N, H)
-        return self.fc2.forward(h)  # (N, V)
+        h = self.dropout.forward(self.tanh.forward(self.hidden.forward(h)))  # (N, H)
+        return self.output.forward(h)  # (N, V)
 
     def backward(self, dlogits: np.ndarray) -> None:
-        dh = self.fc2.backward(dlogits)  # (N, H)
-        dh = self.fc1.backward(self.act.backward(self.drop.backward(dh)))  # (N, T*C)
-        self.emb.backward(dh.reshape(self.emb.ids.shape + (-1,)))  # (N, T*C) -> (N, T, C)
+        dh = self.output.backward(dlogits)  # (N, H)
+        dh = self.hidden.backward(self.tanh.backward(self.dropout.backward(dh)))  # (N, T*C)
+        self.embedding.backward(dh.reshape(self.embedding.ids.shape + (-1,)))  # (N, T*C) -> (N, T, C)
 
 
 def bigram_full_batch_grad(W: np.ndarray, counts: np.ndarray) -> np.ndarray:

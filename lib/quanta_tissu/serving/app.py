@@ -10,8 +10,8 @@ Does:
 - Every request goes through one ``Scheduler`` (continuous batching) in a background thread.
 - Bad requests get a 4xx and a message that names the problem, in OpenAI's error format, never a 500: malformed JSON,
   wrong types, an unknown model, characters the tokenizer does not know, a prompt or ``max_tokens`` that does not
-  fit the context, knobs out of range. A client that disconnects frees its slot; a request that runs past
-  ``timeout`` seconds ends with a 408 (or, streamed, an error event).
+  fit the context, knobs out of range. A client that disconnects from a stream frees its slot at the next step; a
+  request that runs past ``timeout`` seconds ends with a 408 (or, streamed, an error event).
 Chat template (a char-level Shakespeare model has no chat format of its own): each message becomes a speech,
 ``"{NAME}:\\n{content}\\n\\n"`` with NAME the message's ``name`` or its role in capitals, then ``"{speaker}:\\n"``
 for the reply, which stops at the first blank line.
@@ -60,8 +60,10 @@ class TextStream:
     def __init__(self, tokenizer, stop=()):
         self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
         self.text, self.sent, self.stopped = "", 0, False
+        self.tokens = 0  # tokens read up to the cut: the completion's length, whatever the scheduler did after
 
     def push(self, token: int) -> str:
+        self.tokens += 1
         self.text += self.tokenizer.decode([token])
         hits = [self.text.find(s) for s in self.stop if s in self.text]
         if hits:
@@ -130,9 +132,14 @@ class Engine:
 async def pieces(request: Request, events: asyncio.Queue, text: TextStream):
     """(piece, finish_reason) as the tokens arrive; the last one carries the reason. A stop string ends the
     request early (its slot is freed); if the consumer goes away, the request is cancelled."""
+    wait = None if request.timeout is None else request.timeout + 5  # the scheduler's own limit, plus a margin
     try:
         while True:
-            kind, value = await events.get()
+            try:
+                kind, value = await asyncio.wait_for(events.get(), wait)
+            except asyncio.TimeoutError:  # the scheduler is not answering: end it here
+                yield text.finish(), "timeout"
+                return
             if kind == "finish":
                 yield text.finish(), value
                 return
@@ -160,7 +167,7 @@ class Knobs(BaseModel):
     n: int = 1  # only 1 is served
     stream: bool = False
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, lt=2**63)  # what a torch.Generator accepts
 
 
 class CompletionRequest(Knobs):
@@ -187,7 +194,7 @@ class GenerateRequest(BaseModel):
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
 
 
 # -- the routes ------------------------------------------------------------------------------------------------
@@ -210,8 +217,8 @@ def _stops(stop) -> list:
     return stops
 
 
-def _usage(prompt_ids, request) -> dict:
-    n, m = len(prompt_ids), len(request.tokens)
+def _usage(prompt_ids, text: TextStream) -> dict:
+    n, m = len(prompt_ids), text.tokens
     return {"prompt_tokens": n, "completion_tokens": m, "total_tokens": n + m}
 
 
@@ -222,14 +229,18 @@ async def _collect(request, events, text) -> tuple:
     if reason == "timeout":
         raise RequestError(f"the request ran past the server's limit of {request.timeout:g} s; ask for fewer "
                            "tokens or try again", status=408, code="timeout")
+    if reason == "error":
+        raise RequestError("the model failed on this batch; try again", status=503, code="model_error")
     return "".join(out), reason
 
 
 async def _stream(request, events, text, chunk):
     """SSE events from ``chunk(piece, finish_reason)``, an error event on timeout, then ``[DONE]``."""
     async for piece, reason in pieces(request, events, text):
-        if reason == "timeout":
-            yield sse(error_body(f"the request ran past the server's limit of {request.timeout:g} s", code="timeout"))
+        if reason in ("timeout", "error"):
+            message = (f"the request ran past the server's limit of {request.timeout:g} s" if reason == "timeout"
+                       else "the model failed on this batch; try again")
+            yield sse(error_body(message, code=reason))
             break
         yield sse(chunk(piece, reason))
     yield sse("[DONE]")
@@ -265,7 +276,7 @@ def _routes(app, engine: Engine) -> None:
         if body.stream:
             return StreamingResponse(_stream(request, events, text, chunk), media_type="text/event-stream")
         out, reason = await _collect(request, events, text)
-        return {**chunk(out, reason), "usage": _usage(ids, request)}
+        return {**chunk(out, reason), "usage": _usage(ids, text)}
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest):
@@ -285,7 +296,7 @@ def _routes(app, engine: Engine) -> None:
         if body.stream:
             return StreamingResponse(_stream(request, events, text, chunk), media_type="text/event-stream")
         out, reason = await _collect(request, events, text)
-        return {**meta, "object": "chat.completion", "usage": _usage(ids, request),
+        return {**meta, "object": "chat.completion", "usage": _usage(ids, text),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": out}, "finish_reason": reason}]}
 
     @app.post("/generate")

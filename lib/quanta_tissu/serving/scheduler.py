@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..inference import Sampling
+from ..inference import Sampling, choose
 from ..kv_cache import KVCache
-from ..sampling import process_logits, sample
 
-FINISH_REASONS = ("stop", "length", "cancelled", "timeout")  # OpenAI's "stop" and "length", and ours
+FINISH_REASONS = ("stop", "length", "cancelled", "timeout", "error")  # OpenAI's "stop" and "length", and ours
 
 
 @dataclass
@@ -59,6 +58,8 @@ class Scheduler:
     def __init__(self, model, slots: int = 8):
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
+        if model.cfg.sliding_window is not None:  # a rolling cache's slots are not columns, and holes would count
+            raise ValueError("the scheduler serves models without a sliding window (sliding_window=None)")
         self.model, self.slots = model.eval(), slots
         self.device, cfg = model.wte.weight.device, model.cfg
         self.max_len = cfg.block_size
@@ -118,10 +119,8 @@ class Scheduler:
         prompt_cache = KVCache(self.model.cfg, 1, P, self.device, self.cache.k.dtype)
         ids = torch.tensor([request.prompt], device=self.device)  # (1, P)
         logits = self.model(ids, cache=prompt_cache)[0][:, -1]  # (1, V): the first new token's distribution
-        if self.cache.length + 1 > self.max_len:
-            self.compact()
-        end = max(self.cache.length, P)  # the prompt's last column; earlier rows get a hole up to it
-        if end + 1 > self.max_len:  # no room for one more decode step after it: make room
+        end = max(self.cache.length, P)  # the prompt fills columns end-P..end-1; a long one moves every row on
+        if end + 1 > self.max_len:  # no room for one more decode step after it: squeeze the holes out first
             self.compact()
             end = max(self.cache.length, P)
         self.cache.length = end
@@ -148,17 +147,15 @@ class Scheduler:
     def _take(self, slot: int, logits: torch.Tensor) -> None:
         """Sample the row's next token from its (1, V) logits with its own knobs and generator; finish it or
         keep it pending for the next decode step."""
-        request, s = self.rows[slot], self.rows[slot].sampling
-        seen = torch.tensor([request.prompt + request.tokens], device=self.device)  # for the repetition penalty
-        logits = process_logits(logits, s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, seen)
-        token = int(sample(logits, request.generator, greedy=s.temperature == 0))
+        request = self.rows[slot]
+        ids = torch.tensor([request.prompt + request.tokens], device=self.device)  # (1, n): the penalty, the watermark
+        token = int(choose(logits, request.sampling, ids, ids, request.generator))  # chapter 10's sampler, as alone
         if request.cancelled:
             return self._free(slot, "cancelled")
         if token in request.stop_ids:
             return self._free(slot, "stop")
         request.tokens.append(token)
-        if request.on_token is not None:
-            request.on_token(token)
+        _notify(request, request.on_token, token)
         if len(request.tokens) == request.max_tokens:
             return self._free(slot, "length")
         self.pending[slot, 0] = token
@@ -171,8 +168,7 @@ class Scheduler:
     @staticmethod
     def _finish(request: Request, reason: str) -> None:
         request.finish_reason = reason
-        if request.on_finish is not None:
-            request.on_finish(reason)
+        _notify(request, request.on_finish, reason)
 
     def _expire(self) -> None:
         """Free the rows of cancelled requests and of those past their deadline; drop such waiting ones too."""
@@ -206,12 +202,28 @@ class Scheduler:
 
     # -- running in a thread -----------------------------------------------------------------
     def run(self, stop: threading.Event, idle_wait: float = 0.05) -> None:
-        """Step until ``stop`` is set, sleeping on the lock while there is nothing to do."""
+        """Step until ``stop`` is set, sleeping on the lock while there is nothing to do. A step that fails ends
+        every request in flight with "error" (and says why on stderr); the loop itself keeps serving."""
         while not stop.is_set():
-            if not self.step():
+            try:
+                busy = self.step()
+            except Exception as exc:  # noqa: BLE001 - one bad step must not leave every later request hanging
+                import sys
+
+                print(f"scheduler step failed ({type(exc).__name__}: {exc}); its requests end with 'error'",
+                      file=sys.stderr)
+                self._fail_all()
+                continue
+            if not busy:
                 with self.lock:
                     if not self.waiting:
                         self.lock.wait(idle_wait)
+
+    def _fail_all(self) -> None:
+        for slot, request in enumerate(self.rows):
+            if request is not None:
+                self._free(slot, "error")
+        self.cache.length = 0
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run the scheduler in a daemon thread; set the returned event to stop it."""
@@ -227,3 +239,13 @@ class Scheduler:
         while any(r.finish_reason is None for r in requests):
             self.step()
         return requests
+
+
+def _notify(request: Request, callback, value) -> None:
+    """Call a request's callback; one that fails (its client's event loop is gone) cancels that request only."""
+    if callback is None:
+        return
+    try:
+        callback(value)
+    except Exception:  # noqa: BLE001 - the scheduler serves everyone else regardless
+        request.cancelled = True

@@ -14,9 +14,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
-from ..gpt import GPT, LLAMA_SWITCHES, GPTConfig
+from ..gpt import LLAMA_SWITCHES, GPTConfig
 from .trainer import Trainer, TrainConfig
 
 ABLATIONS = {  # name -> overrides of the base config; the order of the original modernization plan
@@ -43,9 +41,8 @@ def ablation_config(base: GPTConfig, name: str) -> GPTConfig:
 
 def train_one(model_cfg: GPTConfig, train_cfg: TrainConfig, data, progress: bool = True) -> dict:
     """Train one configuration from the seed; return its row of the results table."""
-    torch.manual_seed(train_cfg.seed)  # the same initial weights' randomness for every row
-    model = GPT(model_cfg)
-    trainer = Trainer(model, data, train_cfg)
+    trainer = Trainer.build(model_cfg, data, train_cfg)  # the same seed, so the same randomness, for every row
+    model = trainer.model
     start = time.perf_counter()
     history = trainer.fit(progress=progress)
     seconds = time.perf_counter() - start

@@ -54,7 +54,7 @@ class TrainConfig:
     eval_every: int = 250  # steps between evaluations (and at the last step)
     eval_iters: int = 20  # batches averaged per evaluation, per split
     ckpt_every: int = 0  # steps between checkpoints; 0: only at the end (when an out_dir is given)
-    seed: int = 1337  # seeds the model init, the data order and dropout
+    seed: int = 1337  # seeds the data order; Trainer.build also seeds the initial weights and dropout with it
     # chapter 12: how each step runs (``EXECUTION``); at their defaults a run is chapter 07's, bit for bit
     precision: str = "fp32"  # "fp32", or autocast to "bf16" or "fp16" (fp16 adds loss scaling)
     attention: str = "manual"  # "manual" (chapter 06's attention written out) or "sdpa" (torch's fused kernel)
@@ -161,6 +161,14 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order; checkpointed
         self.step = 0
         self.history = History()
+
+    @classmethod
+    def build(cls, model_cfg: GPTConfig, data, cfg: TrainConfig, out_dir=None, device: str = "cpu",
+              **kwargs) -> "Trainer":
+        """Seed, model, trainer: the one way a run starts from ``cfg.seed`` (the zoo, the ablation study and the
+        benchmarks all build their runs here), so the same config always starts from the same weights."""
+        torch.manual_seed(cfg.seed)  # the initial weights, then dropout's stream
+        return cls(GPT(model_cfg), data, cfg, out_dir, device, **kwargs)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``, by the config's schedule."""
