@@ -5,7 +5,11 @@ import pytest
 from quanta_tissu.numpy_nn import functional as F
 from quanta_tissu.numpy_nn import gradcheck, layers, models, optim, train
 
-torch = pytest.importorskip("torch")
+try:  # the trusted reference: tests that compare with it skip without it, the NumPy-only ones still run
+    import torch
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 
 def test_softmax_is_stable_and_normalised():
@@ -15,6 +19,7 @@ def test_softmax_is_stable_and_normalised():
     assert np.allclose(np.exp(F.log_softmax(x)), p)
 
 
+@needs_torch
 def test_cross_entropy_matches_torch(rng):
     logits, targets = rng.standard_normal((7, 11)) * 4, rng.integers(0, 11, size=7)
     t = torch.tensor(logits, requires_grad=True)
@@ -56,6 +61,7 @@ def test_numerical_gradient_refuses_float32():
         gradcheck.numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
 
 
+@needs_torch
 def test_dropout_scales_and_is_identity_in_eval(rng):
     d = layers.Dropout(0.25, rng)
     x = np.ones((200, 200))
@@ -77,6 +83,7 @@ def _torch_mlp_grads(model, x, y):
     return loss.item(), {k: v.grad.numpy() for k, v in ps.items()}
 
 
+@needs_torch
 def test_mlp_matches_torch_autograd(rng):
     model = models.MLPLanguageModel(13, 4, 5, 7, rng)
     x, y = rng.integers(0, 13, size=(9, 4)), rng.integers(0, 13, size=9)
@@ -93,6 +100,7 @@ def test_model_rejects_wrong_context(rng):
         model.forward(np.zeros((2, 3), dtype=int))
 
 
+@needs_torch
 def test_adam_matches_torch(rng):
     p0 = rng.standard_normal((3, 4))
     ours = p0.copy()

@@ -170,3 +170,26 @@ def test_concurrent_clients_get_their_own_answers(server, model):
 
     assert asyncio.run(main()) == expected
     assert engine.scheduler.active == 0
+
+
+def test_a_watermarking_server_marks_what_it_serves(model):
+    """create_app(watermark=...) puts the mark on every completion: its tokens equal qt.generate's with it."""
+    from quanta_tissu.serving.app import BackgroundServer, create_app
+    from quanta_tissu.watermark import Watermark
+
+    wm = Watermark(vocab_size=TOK.vocab_size)
+    with BackgroundServer(create_app(model, TOK, name="tiny", slots=2, watermark=wm)) as url:
+        got = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "ROMEO:\n", "max_tokens": 30,
+                                                        "temperature": 0}).json()["choices"][0]["text"]
+    assert got == TOK.decode(complete(model, [ids("ROMEO:\n")], 30, temperature=0, watermark=wm)[0])
+    assert got != TOK.decode(complete(model, [ids("ROMEO:\n")], 30, temperature=0)[0])
+
+
+def test_timeouts_and_huge_seeds_are_4xx(model):
+    from quanta_tissu.serving.app import BackgroundServer, create_app
+
+    with BackgroundServer(create_app(model, TOK, name="tiny", slots=1, timeout=0.0)) as url:
+        r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "abc", "max_tokens": 5})
+        assert r.status_code == 408 and "limit" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "abc", "seed": 2**64})
+        assert r.status_code == 400 and "seed" in r.json()["error"]["message"]

@@ -263,7 +263,7 @@ def continuous_batching():
         axes[1].broken_barh([(free[s], n)], (s + 0.1, 0.8), color=colors[i])
         axes[1].text(free[s] + 0.2, s + 0.5, f"R{i + 1}", va="center", fontsize=8, color="white")
         free[s] += n
-    axes[0].set_title(f"static batching: {t} steps; hatched = a slot waiting for its batch's longest request",
+    axes[0].set_title(f"static batching: {t} steps; grey = a slot waiting for its batch's longest request",
                       fontsize=9.5)
     axes[1].set_title(f"continuous batching: {max(free)} steps; a slot takes the next request as soon as it is free",
                       fontsize=9.5)
@@ -489,5 +489,62 @@ def residual_stream():
             ha="center", fontsize=9, color="#555")
     ax.set_xlim(-0.1, 13.6)
     ax.set_ylim(0.2, 3.6)
+    ax.axis("off")
+    return fig
+
+
+def hf_llama_mapping(n_head: int = 4, n_kv_heads: int = 2, head_dim: int = 24, d_ff: int = 256):
+    """Chapter 09: one layer's tensors in transformers' Llama (left) and in the course model (right). Every name maps
+    one to one except attention's q_proj, k_proj and v_proj, which the course stacks, in that order, into one qkv
+    matrix of (H + 2 KV) D rows. Heights are drawn to scale: rows of each weight matrix, (out, in)."""
+    C = n_head * head_dim
+    q, kv = n_head * head_dim, n_kv_heads * head_dim
+    theirs = [("input_layernorm", (C,), "ln1"), ("self_attn.q_proj", (q, C), "attn.qkv"),
+              ("self_attn.k_proj", (kv, C), "attn.qkv"), ("self_attn.v_proj", (kv, C), "attn.qkv"),
+              ("self_attn.o_proj", (C, q), "attn.proj"), ("post_attention_layernorm", (C,), "ln2"),
+              ("mlp.gate_proj", (d_ff, C), "mlp.gate"), ("mlp.up_proj", (d_ff, C), "mlp.up"),
+              ("mlp.down_proj", (C, d_ff), "mlp.proj")]
+    colors = {"q": "#4c78a8", "k": "#f58518", "v": "#54a24b"}
+    scale, gap, norm_h = 1 / 90, 0.16, 0.3
+    fig, ax = plt.subplots(figsize=(11, 7.6))
+    y, left, target = 0.0, {}, {}
+    for name, shape, _ in theirs:  # transformers' tensors, top to bottom
+        h = norm_h if len(shape) == 1 else shape[0] * scale
+        part = name.split(".")[-1][0] if name.startswith("self_attn.") and name[10] in "qkv" else None
+        ax.add_patch(plt.Rectangle((0, -y - h), 2.6, h, fc=colors.get(part, "#dbe9f6"), ec="#3b5b7a"))
+        ax.text(1.3, -y - h / 2, f"{name}  {tuple(shape)}", ha="center", va="center", fontsize=8.5,
+                color="white" if part else "black")
+        left[name] = -y - h / 2
+        y += h + gap
+    ours = [("ln1", (C,)), ("attn.qkv", (q + 2 * kv, C)), ("attn.proj", (C, q)), ("ln2", (C,)),
+            ("mlp.gate", (d_ff, C)), ("mlp.up", (d_ff, C)), ("mlp.proj", (C, d_ff))]
+    for name, shape in ours:
+        if name == "attn.qkv":  # placed level with transformers' q_proj ... v_proj, its three parts stacked
+            top = left["self_attn.q_proj"] + q * scale / 2
+            for part, rows in (("q", q), ("k", kv), ("v", kv)):
+                ax.add_patch(plt.Rectangle((5.4, top - rows * scale), 2.6, rows * scale, fc=colors[part], ec="white"))
+                ax.text(6.7, top - rows * scale / 2, f"{part}: {rows} rows", ha="center", va="center", fontsize=8.5,
+                        color="white")
+                target[f"self_attn.{part}_proj"] = top - rows * scale / 2
+                top -= rows * scale
+            ax.add_patch(plt.Rectangle((5.4, top), 2.6, (q + 2 * kv) * scale, fc="none", ec="#3b5b7a", lw=1.5))
+            ax.text(8.1, top + (q + 2 * kv) * scale / 2, f"attn.qkv\n{(q + 2 * kv, C)}\n= (H + 2 KV) D rows",
+                    ha="left", va="center", fontsize=8.5)
+            continue
+        match = next(n for n, _, o in theirs if o == name)
+        h = norm_h if len(shape) == 1 else shape[0] * scale
+        ax.add_patch(plt.Rectangle((5.4, left[match] - h / 2), 2.6, h, fc="#dbe9f6", ec="#3b5b7a"))
+        ax.text(6.7, left[match], f"{name}  {tuple(shape)}", ha="center", va="center", fontsize=8.5)
+    for name, _, _ in theirs:
+        ax.annotate("", xy=(5.35, target.get(name, left[name])), xytext=(2.65, left[name]),
+                    arrowprops=dict(arrowstyle="-|>", color="#3b5b7a", lw=0.8))
+    ax.text(1.3, 0.25, "transformers: model.layers.{i}.*", ha="center", fontsize=10)
+    ax.text(6.7, 0.25, "the course: blocks.{i}.*", ha="center", fontsize=10)
+    ax.set_title(f"One layer, H = {n_head} query heads, KV = {n_kv_heads} key/value heads, D = {head_dim}, "
+                 f"C = {C}: names map one to one, q, k and v stack into qkv", fontsize=10, pad=14)
+    ax.text(4.0, -y - 0.35, "also: model.embed_tokens -> wte, model.norm -> ln_f, lm_head -> lm_head (absent when tied); "
+            "weights are (out, in) in both", ha="center", fontsize=8.5, color="#555")
+    ax.set_xlim(-0.2, 9.8)
+    ax.set_ylim(-y - 0.6, 0.55)
     ax.axis("off")
     return fig

@@ -100,8 +100,9 @@ def encode_prompt(tokenizer, text: str, param: str = "prompt") -> list:
 class Engine:
     """The scheduler in a background thread, and the asyncio side of each request: a queue of its events."""
 
-    def __init__(self, model, tokenizer, name: str, slots: int = 8, timeout: float = 60.0):
+    def __init__(self, model, tokenizer, name: str, slots: int = 8, timeout: float = 60.0, watermark=None):
         self.model, self.tokenizer, self.name, self.timeout = model, tokenizer, name, timeout
+        self.watermark = watermark  # a qt.watermark.Watermark: every completion served carries it
         self.scheduler = Scheduler(model, slots)
         self.thread = self.stop = None
 
@@ -203,9 +204,9 @@ def sse(payload) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
 
 
-def _sampling(body) -> Sampling:
+def _sampling(body, watermark=None) -> Sampling:
     try:
-        return Sampling(body.temperature, body.top_k, body.top_p, body.min_p, body.repetition_penalty)
+        return Sampling(body.temperature, body.top_k, body.top_p, body.min_p, body.repetition_penalty, watermark)
     except ValueError as exc:  # names the knob and its allowed range
         raise RequestError(str(exc)) from None
 
@@ -258,7 +259,7 @@ def _routes(app, engine: Engine) -> None:
         ids = encode_prompt(tok, prompt_text, param)
         if max_tokens is None:
             max_tokens = max(1, engine.model.cfg.block_size - len(ids))
-        request, events = engine.submit(ids, max_tokens, _sampling(body), body.seed)
+        request, events = engine.submit(ids, max_tokens, _sampling(body, engine.watermark), body.seed)
         meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": engine.name}
         return ids, request, events, TextStream(tok, _stops(body.stop) + list(extra_stops)), meta
 
@@ -336,9 +337,11 @@ def _handlers(app) -> None:
                             status_code=400)
 
 
-def create_app(model, tokenizer, name: str = "shakespeare-llama", slots: int = 8, timeout: float = 60.0):
-    """The FastAPI app serving ``model``: its scheduler thread starts and stops with the app."""
-    engine = Engine(model, tokenizer, name, slots, timeout)
+def create_app(model, tokenizer, name: str = "shakespeare-llama", slots: int = 8, timeout: float = 60.0,
+               watermark=None):
+    """The FastAPI app serving ``model``: its scheduler thread starts and stops with the app; with a
+    ``watermark`` (``qt.watermark.Watermark``) every completion carries it."""
+    engine = Engine(model, tokenizer, name, slots, timeout, watermark)
 
     @asynccontextmanager
     async def lifespan(_):

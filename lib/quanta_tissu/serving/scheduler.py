@@ -68,7 +68,7 @@ class Scheduler:
         self.rows = [None] * slots  # the Request in each slot
         self.pending = torch.zeros(slots, 1, dtype=torch.long, device=self.device)  # sampled, not yet in the cache
         self.waiting, self.lock = deque(), threading.Condition()
-        self.steps = 0  # decode steps run (for measurements)
+        self.steps = self.compactions = 0  # decode steps and compactions run (for measurements)
 
     # -- the caller's side ------------------------------------------------------------------
     def submit(self, request: Request) -> Request:
@@ -188,6 +188,7 @@ class Scheduler:
         """Move each row's tokens together, right-aligned to the fewest columns that hold them all: the holes
         (columns written while a row was absent, or by rows that have left) are squeezed out. Keys were rotated
         by their positions when written, and positions come from the mask, so moving columns changes nothing."""
+        self.compactions += 1
         used = self.mask[:, :self.cache.length].sum(1)  # (slots,): each row's tokens
         end = int(used.max()) if self.active else 0
         for slot in range(self.slots):
