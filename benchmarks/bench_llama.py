@@ -179,7 +179,7 @@ def part_versus(data_dir, args) -> bool:
            "llama_steps": llama["steps"], "llama_val": llama["val"], "gain": gain,
            "protocol": f"side by side, chunks of {args.chunk}" if args.chunk else "one after the other",
            "llama_code": LLAMA_CODE, "seed": args.seed, "schedule": llama_train.schedule}
-    with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: chapter 08 shows them all
+    with open(RESULTS / "versus_runs.jsonl", "a") as f:  # every run, kept: benchmarks/README.md tabulates them
         f.write(json.dumps(run) + "\n")
     return ok
 
@@ -210,7 +210,7 @@ def part_probe(data_dir, args) -> bool:
         row = train_for(cfg, train_cfg, data, args.seconds, label)
     row.update(model=cfg.to_dict(), train={**train_cfg.__dict__, "max_steps": row["steps"]},
                budget_s=None if args.steps else args.seconds)
-    with open(RESULTS / "probes.jsonl", "a") as f:  # the tuning log that chapter 08 shows
+    with open(RESULTS / "probes.jsonl", "a") as f:  # the tuning log (benchmarks/README.md)
         f.write(json.dumps(row) + "\n")
     return True
 

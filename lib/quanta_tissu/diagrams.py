@@ -318,7 +318,7 @@ def rope_rotation(head_dim: int = 8, positions: int = 6, theta: float = 10000.0)
         for a, color, label in ((aq, "#e45756", f"q at t = {t}"), (ak, "#4c78a8", f"k at s = {s}")):
             ax.annotate("", (math.cos(a), math.sin(a)), (0, 0),
                         arrowprops=dict(arrowstyle="-|>", color=color, lw=2, mutation_scale=12))
-            ax.text(1.32 * math.cos(a), 1.32 * math.sin(a), label, ha="center", va="center", fontsize=8.5, color=color)
+            ax.text(1.45 * math.cos(a), 1.4 * math.sin(a), label, ha="center", va="center", fontsize=8.5, color=color)
         arc = [ak + (aq - ak) * u / 30 for u in range(31)]
         ax.plot([0.4 * math.cos(a) for a in arc], [0.4 * math.sin(a) for a in arc], color="#555", lw=1.2)
         ax.set_title(f"t - s = {t - s}", fontsize=9)
@@ -328,8 +328,8 @@ def rope_rotation(head_dim: int = 8, positions: int = 6, theta: float = 10000.0)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, 3:])
     ax.axis("off")
-    ax.text(0.0, 0.5, "The same angle in every pair gives the same\nq·k, which sums the pairs:\n"
-            "⟨R_t q, R_s k⟩ = ⟨q, R_(s-t) k⟩,\na function of t - s only.", va="center", fontsize=10)
+    ax.text(0.0, 0.5, "Every pair turns by its own (t - s)·θ_i, so at one\ndistance each pair keeps its angle, and q·k,\n"
+            "the sum over the pairs, stays the same:\n⟨R_t q, R_s k⟩ = ⟨q, R_(s-t) k⟩.", va="center", fontsize=10)
     return fig
 
 
