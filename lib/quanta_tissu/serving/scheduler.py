@@ -17,6 +17,7 @@ Does not: speak HTTP (``serving.app``), decode text, or preempt: a request keeps
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -138,9 +139,13 @@ class Scheduler:
         col = self.cache.length
         live = torch.tensor([r is not None for r in self.rows], device=self.device)
         self.mask[:, col] = live.long()  # empty rows write garbage there, masked for everyone, overwritten later
-        logits = self.model(self.pending, attention_mask=self.mask[:, :col + 1], cache=self.cache)[0][:, -1]  # (slots, V)
+        n = int(live.nonzero().max()) + 1  # rows up to the last busy one (new requests take the lowest free slot)
+        rows = copy.copy(self.cache)  # the same cache, seen through its first n rows: writes land in place
+        rows.k, rows.v = self.cache.k[:, :n], self.cache.v[:, :n]  # (L, n, KV, columns, D) views
+        logits = self.model(self.pending[:n], attention_mask=self.mask[:n, :col + 1], cache=rows)[0][:, -1]  # (n, V)
+        self.cache.length = rows.length
         self.steps += 1
-        for slot, request in enumerate(self.rows):
+        for slot, request in enumerate(self.rows[:n]):
             if request is not None:
                 self._take(slot, logits[slot:slot + 1])
 
