@@ -43,7 +43,7 @@ def check_page(browser, page_path: Path, shots: Path) -> list[str]:
     html = page_path.read_text(encoding="utf-8")
     if "math notranslate" in html or "\\(" in html:
         try:
-            page.wait_for_selector("mjx-container", timeout=15000)
+            page.wait_for_selector("mjx-container", state="attached", timeout=15000)  # math in a folded answer is typeset too
         except Exception:  # noqa: BLE001 - a timeout means the math stayed raw TeX
             problems.append("math is not typeset (no mjx-container): MathJax did not load")
     broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
