@@ -71,6 +71,26 @@ def test_q8_0_and_q4_0_are_byte_identical_to_gguf(shape):
         Q.q8_0(torch.randn(3, 40))
 
 
+
+@pytest.mark.parametrize("in_features", [88, 96, 136, 256])
+def test_int8_kernel_with_bfloat16_activations_is_right_at_any_width(in_features):
+    """torch's int8 kernel with bfloat16 inputs is wrong unless in_features is a multiple of 16 (torch 2.13, CPU):
+    QuantizedLinear falls back to float32 inputs there, and elsewhere stays within bfloat16's rounding."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(in_features, 48, bias=False)
+    q = Q.QuantizedLinear(linear, "int8")
+    x = torch.randn(3, 5, in_features)
+    exact = torch.nn.functional.linear(x, q.dequantized())
+    try:
+        Q.QuantizedLinear.kernel_dtype = torch.bfloat16
+        y = q(x)
+    finally:
+        Q.QuantizedLinear.kernel_dtype = torch.float32
+    assert y.dtype == torch.float32 and y.shape == exact.shape
+    bound = 1e-5 if in_features % 16 else 2e-2  # float32 fallback, or bfloat16's 8 bits of mantissa
+    assert (y - exact).abs().max() <= bound * exact.abs().max()
+    assert torch.allclose(q(x), exact, rtol=1e-5, atol=1e-5)  # the default keeps float32 activations
+
 @pytest.mark.parametrize("scheme", ["int8", "int4", "nf4"])
 def test_quantized_model_runs_saves_and_loads(tmp_path, scheme):
     torch.manual_seed(0)

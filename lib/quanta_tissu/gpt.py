@@ -266,6 +266,7 @@ class GPT(nn.Module):
         if ids.size(1) > self.cfg.block_size or too_long:
             raise ValueError(f"sequence of {past + ids.size(1)} tokens is longer than the context (block_size "
                              f"{self.cfg.block_size}); crop it to the last {self.cfg.block_size} tokens")
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
+        low, high = ids.aminmax() if ids.numel() else (0, 0)  # one pass, read back once: this runs every token
+        if low < 0 or high >= self.cfg.vocab_size:
             raise ValueError(f"{name} holds ids outside 0..{self.cfg.vocab_size - 1} "
-                             f"(found {int(ids.min())}..{int(ids.max())}): does the tokenizer match the model?")
+                             f"(found {int(low)}..{int(high)}): does the tokenizer match the model?")

@@ -76,16 +76,17 @@ class LayerCache:
                              f"(ask for fewer new tokens, or a cache with a larger max_len)")
         if T > c.chunk:
             raise ValueError(f"a rolling cache takes at most {c.chunk} new positions at a time, got {T}")
+        keys, values = c.k[self.index], c.v[self.index]  # (B, KV, slots, D): views, no copy
         if start + T <= c.slots:  # not rolled yet: slots are columns, write and read a prefix
-            c.k[self.index, :, :, start:start + T] = k  # in place: no allocation per step
-            c.v[self.index, :, :, start:start + T] = v
+            keys.narrow(2, start, T).copy_(k)  # in place: no allocation per step
+            values.narrow(2, start, T).copy_(v)
             if c.rolls:
                 c.positions[start:start + T] = torch.arange(start, start + T, device=k.device)
             end = start + T
-            return c.k[self.index, :, :, :end], c.v[self.index, :, :, :end], c.positions[:end]
+            return keys.narrow(2, 0, end), values.narrow(2, 0, end), c.positions[:end]
         columns = torch.arange(start, start + T, device=k.device)
         slots = columns % c.slots  # rolled: column c lives in slot c mod slots
-        c.k[self.index].index_copy_(2, slots, k)
-        c.v[self.index].index_copy_(2, slots, v)
+        keys.index_copy_(2, slots, k)
+        values.index_copy_(2, slots, v)
         c.positions[slots] = columns
-        return c.k[self.index], c.v[self.index], c.positions
+        return keys, values, c.positions

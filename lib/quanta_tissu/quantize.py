@@ -166,6 +166,7 @@ class QuantizedLinear(nn.Module):
     quantization: activations stay float32)."""
 
     int8_kernel = True  # int8 through torch._weight_int8pack_mm; False: dequantize, then a float32 matmul
+    kernel_dtype = torch.float32  # the kernel's activations; torch.bfloat16 rounds them (its vectorised path)
 
     def __init__(self, linear: nn.Linear, scheme: str = "int8", group_size: int = 64):
         super().__init__()
@@ -192,8 +193,12 @@ class QuantizedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scheme == "int8" and self.int8_kernel and x.dtype == torch.float32 and hasattr(torch, "_weight_int8pack_mm"):
             # torch's int8 weight-only kernel reads the 1-byte weights directly: a quarter of float32's bytes
-            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features), self.qweight, self.scales)
-            y = y.reshape(*x.shape[:-1], self.out_features)
+            # bfloat16 inputs take the kernel's vectorised path, which (torch 2.13, CPU) returns garbage or crashes
+            # unless in_features is a multiple of 16 (measured): other widths keep float32
+            dtype = self.kernel_dtype if self.in_features % 16 == 0 else torch.float32
+            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(dtype), self.qweight,
+                                          self.scales.to(dtype))  # (B*T, in) -> (B*T, out)
+            y = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
         return nn.functional.linear(x, self.dequantized().to(x.dtype), self.bias)
 

@@ -39,7 +39,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate queries or keys by their positions' angles: x (B, H, T, D) with cos, sin (T, D), or
     x (B, T, H, D) with cos, sin (T, 1, D) or (B, T, 1, D); the angles broadcast over batch and heads."""
-    return x * cos + rotate_half(x) * sin
+    return torch.addcmul(x * cos, rotate_half(x), sin)  # x * cos + rotate_half(x) * sin, one operation fewer
 
 
 class RotaryEmbedding(nn.Module):
@@ -49,25 +49,25 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim, self.theta = head_dim, theta
         cos, sin = rope_cache(head_dim, max_len, theta)
-        self.register_buffer("cos", cos, persistent=False)  # derived from the config: not saved
-        self.register_buffer("sin", sin, persistent=False)
+        self.register_buffer("cos", cos[:, None], persistent=False)  # (max_len, 1, D): broadcasts over the heads
+        self.register_buffer("sin", sin[:, None], persistent=False)  # derived from the config: not saved
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         """x (B, T, heads, D); positions None (start..start+T-1 for every row: a slice of the tables, no lookup)
         or (B, T) integer positions (a left-padded batch: each row counts its own)."""
         if positions is None:
-            end = start + x.size(1)
-            self._grow(end)
-            return apply_rope(x, self.cos[start:end, None], self.sin[start:end, None])  # cos, sin (T, 1, D)
+            T = x.size(1)
+            self._grow(start + T)
+            return apply_rope(x, self.cos.narrow(0, start, T), self.sin.narrow(0, start, T))  # cos, sin (T, 1, D)
         if positions.numel():
             self._grow(int(positions.max()) + 1)
-        return apply_rope(x, self.cos[positions][:, :, None], self.sin[positions][:, :, None])  # (B, T, 1, D)
+        return apply_rope(x, self.cos[positions], self.sin[positions])  # cos, sin (B, T, 1, D)
 
     def _grow(self, length: int) -> None:
         """A sliding window lets a cached decoder pass the block size: double the tables when a position needs it."""
         if length > self.cos.size(0):
             cos, sin = rope_cache(self.head_dim, 2 * length, self.theta)
-            self.cos, self.sin = cos.to(self.cos.device), sin.to(self.sin.device)
+            self.cos, self.sin = cos[:, None].to(self.cos.device), sin[:, None].to(self.sin.device)
 
 
 def apply_rope_interleaved(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:

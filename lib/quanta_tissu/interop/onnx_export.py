@@ -139,7 +139,7 @@ def _trace(wrapper: nn.Module, args, names: dict):
 @contextlib.contextmanager
 def _traceable(model: GPT):
     """Switch off, for the length of the trace, the model's two steps that read tensor values in Python: its checks
-    of the ids' values (``_check_ids``: ``ids.max() >= vocab_size`` ...) and RoPE's ``_grow`` (``int(positions.max())``
+    of the ids' values (``_check_ids``: ``ids.aminmax()`` against the vocabulary) and RoPE's ``_grow`` (``int(positions.max())``
     decides whether to extend the tables). A graph cannot branch on its inputs' values in Python, so torch.export
     refuses both. The ids are checked by ``OnnxDecoder`` instead, and the RoPE tables are exported as they are:
     ``block_size`` positions, all that a context holds."""
