@@ -8,15 +8,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def shakespeare_ids():
-    """Tiny Shakespeare as char ids, or a skip saying how to provide it."""
+def shakespeare_text():
+    """Tiny Shakespeare as text, or a skip saying how to provide it (the one place tests look for the corpus)."""
     import quanta_tissu as qt
 
     try:
-        text = qt.load_text("tinyshakespeare", download=False)
+        return qt.load_text("tinyshakespeare", download=False)
     except qt.data.CorpusError as err:
         pytest.skip(f"corpus not available: {err}")
-    return qt.CharTokenizer.from_text(text).encode(text)
+
+
+@pytest.fixture(scope="session")
+def shakespeare_ids(shakespeare_text):
+    """Tiny Shakespeare as char ids."""
+    import quanta_tissu as qt
+
+    return qt.CharTokenizer.from_text(shakespeare_text).encode(shakespeare_text)
 
 
 @pytest.fixture

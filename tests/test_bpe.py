@@ -39,16 +39,6 @@ def our_merges_as_bytes(tok):
 
 
 @pytest.fixture(scope="module")
-def shakespeare_text():
-    import quanta_tissu as qt
-
-    try:
-        return qt.load_text("tinyshakespeare", download=False)
-    except qt.data.CorpusError as err:
-        pytest.skip(str(err))
-
-
-@pytest.fixture(scope="module")
 def trained(shakespeare_text):
     return RegexBPE("gpt4", special_tokens=["<|endoftext|>"]).train(shakespeare_text, 1024, tie="hf")
 

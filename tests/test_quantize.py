@@ -130,16 +130,12 @@ def test_gptq_beats_round_to_nearest_on_its_calibration_objective():
 
 
 @pytest.mark.parametrize("bits", [4, 3])
-def test_gptq_recovers_half_of_round_to_nearest_loss_on_the_course_checkpoint(bits):
+def test_gptq_recovers_half_of_round_to_nearest_loss_on_the_course_checkpoint(bits, shakespeare_text):
     import quanta_tissu as qt
     from quanta_tissu.gptq import quantize_model_gptq
 
-    try:
-        model, tok = qt.pretrained("shakespeare-llama")
-        text = qt.load_text("tinyshakespeare", download=False)
-    except qt.data.CorpusError as err:
-        pytest.skip(str(err))
-    train, val = qt.data.train_val_split(text)
+    model, tok = qt.pretrained("shakespeare-llama")
+    train, val = qt.data.train_val_split(shakespeare_text)
     windows = torch.tensor(np.array(tok.encode(val[:128 * 65]))).view(128, 65)
     starts = torch.randint(0, len(train) - 65, (128,), generator=torch.Generator().manual_seed(0)).tolist()
     calibration = torch.tensor(np.array([tok.encode(train[s:s + 64]) for s in starts]))

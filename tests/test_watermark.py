@@ -18,12 +18,8 @@ def course():
 
 
 @pytest.fixture(scope="module")
-def held_out_text():
-    try:
-        text = qt.load_text("tinyshakespeare", download=False)
-    except qt.data.CorpusError as err:
-        pytest.skip(f"corpus not available: {err}")
-    return qt.data.train_val_split(text)[1]
+def held_out_text(shakespeare_text):
+    return qt.data.train_val_split(shakespeare_text)[1]
 
 
 def _hf_config(vocab_size):

@@ -1,0 +1,143 @@
+"""The course's Llama as a GGUF file (chapter 14): the single-file container llama.cpp loads.
+
+Does:
+- ``save_gguf(model, path, quant="q8_0")`` writes the architecture ("llama") and its hyperparameters as GGUF
+  metadata, and every weight under llama.cpp's tensor names (taken from the ``gguf`` package's own name map, via
+  the Hugging Face names of chapter 09's ``state_to_hf``): the projection matrices as ``Q8_0`` or ``Q4_0`` blocks
+  from ``qt.quantize.q8_0`` / ``q4_0`` (byte-identical to gguf's reference quantizers, tested), norms and the
+  embedding as float32. llama.cpp's Llama rotates interleaved pairs (2i, 2i + 1), the course rotates halves
+  (i, i + D/2), so the rows of the q and k projections are permuted within each head (``half_to_interleaved``, the
+  inverse of chapter 08's ``interleaved_to_half``), as llama.cpp's own converter does.
+- ``load_gguf(path)`` reads such a file back into a ``GPT``: the config from the metadata, the blocks dequantized,
+  q and k permuted back; an architecture, a tensor type or a tensor name it does not know is a clear error.
+Does not: store a tokenizer (the course's character vocabulary is not one llama.cpp knows), or run llama.cpp (not
+available here): the format is checked with the ``gguf`` package's reader and quantizers. ``gguf`` is an optional
+dependency, imported by these functions only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..gpt import GPT
+from ..quantize import dequantize_q4_0, dequantize_q8_0, q4_0, q8_0
+from ..rope import interleaved_to_half
+from .hf_llama import config_from_hf, config_to_hf, load_state_checked, state_from_hf, state_to_hf
+
+QUANTS = ("q8_0", "q4_0", "f32")  # how the projection matrices are stored
+_KEYS = {  # GGUF metadata key (after "llama.") -> config.json field of chapter 09
+    "context_length": "max_position_embeddings", "embedding_length": "hidden_size",
+    "block_count": "num_hidden_layers", "feed_forward_length": "intermediate_size",
+    "attention.head_count": "num_attention_heads", "attention.head_count_kv": "num_key_value_heads",
+    "rope.freq_base": "rope_theta", "attention.layer_norm_rms_epsilon": "rms_norm_eps", "vocab_size": "vocab_size",
+}
+
+
+def half_to_interleaved(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Rows of a q or k projection (out, in) for rotate-half RoPE -> for interleaved RoPE: within each head, rows
+    0..D/2-1 and D/2..D-1 become the even and the odd rows (llama.cpp's ``permute``)."""
+    out, dim = weight.shape
+    return weight.view(n_heads, 2, out // n_heads // 2, dim).transpose(1, 2).reshape(out, dim)
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise ImportError("writing GGUF files needs the gguf package: pip install gguf") from None
+    return gguf
+
+
+def _name_map(n_layer: int) -> dict:
+    """Hugging Face tensor name -> GGUF tensor name, for a Llama of n_layer blocks (gguf's own table)."""
+    gguf = _gguf()
+    table = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
+    return lambda hf_name: table.get_name(hf_name, try_suffixes=(".weight",))
+
+
+def save_gguf(model: GPT, path, quant: str = "q8_0") -> Path:
+    """Write ``model`` (the Llama configuration) to ``path`` as GGUF, projections stored as ``quant``."""
+    if quant not in QUANTS:
+        raise ValueError(f"quant must be one of {QUANTS}, got {quant!r}")
+    gguf, cfg = _gguf(), model.cfg
+    hf = config_to_hf(cfg)  # refuses a model that is not a Llama
+    if quant != "f32" and (cfg.n_embd % 32 or cfg.d_ff % 32):
+        raise ValueError(f"{quant} stores blocks of 32 weights along each row: n_embd ({cfg.n_embd}) and d_ff "
+                         f"({cfg.d_ff}) must be multiples of 32; use quant='f32'")
+    name, path = _name_map(cfg.n_layer), Path(path)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, field in _KEYS.items():
+        value = hf[field]
+        getattr(writer, "add_float32" if isinstance(value, float) else "add_uint32")(f"llama.{key}", value)
+    writer.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
+    writer.add_file_type({"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+                          "f32": gguf.LlamaFileType.ALL_F32}[quant])
+    for hf_name, tensor in state_to_hf(model).items():
+        tensor = tensor.detach().float().cpu()
+        if hf_name.endswith(("q_proj.weight", "k_proj.weight")):  # rotate-half rows -> interleaved rows
+            tensor = half_to_interleaved(tensor, cfg.n_head if "q_proj" in hf_name else cfg.n_kv_heads)
+        if tensor.dim() == 2 and hf_name.startswith("model.layers.") and quant != "f32":
+            blocks = (q8_0 if quant == "q8_0" else q4_0)(tensor)  # (out, in / 32 * bytes per block), uint8
+            writer.add_tensor(name(hf_name), blocks.numpy(), raw_dtype=getattr(gguf.GGMLQuantizationType,
+                                                                               quant.upper()))
+        else:
+            writer.add_tensor(name(hf_name), tensor.numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _metadata(reader) -> dict:
+    return {field.name: field.contents() for field in reader.fields.values()}
+
+
+def load_gguf(path) -> GPT:
+    """A ``GPT`` from a GGUF file written by ``save_gguf`` (or any float32/Q8_0/Q4_0 Llama without biases)."""
+    gguf, path = _gguf(), Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {path}")
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as err:  # a truncated or foreign file: say which, not the reader's internals
+        raise ValueError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err})") from None
+    meta = _metadata(reader)
+    if meta.get("general.architecture") != "llama":
+        raise ValueError(f"{path} holds a {meta.get('general.architecture')!r} model; only 'llama' maps to the course's")
+    missing = [f"llama.{k}" for k in _KEYS if f"llama.{k}" not in meta]
+    if missing:
+        raise ValueError(f"{path} lacks the metadata {missing}")
+    hf = {field: meta[f"llama.{key}"] for key, field in _KEYS.items()}
+    for field in ("rope_theta", "rms_norm_eps"):  # stored as float32: back to the decimal that was written
+        hf[field] = float(f"{hf[field]:.7g}")
+    tensors = {t.name: t for t in reader.tensors}
+    hf["tie_word_embeddings"] = "output.weight" not in tensors
+    cfg = config_from_hf(hf)
+    name = _name_map(cfg.n_layer)
+    theirs = {}
+    for hf_name in state_to_hf(GPT(cfg)):  # every Hugging Face name the config needs
+        t = tensors.get(name(hf_name))
+        if t is not None:
+            theirs[hf_name] = _read_tensor(t, gguf, cfg, hf_name)
+    model = GPT(cfg)
+    load_state_checked(model, state_from_hf(theirs, cfg))  # a missing or mis-shaped tensor is named
+    return model.eval()
+
+
+def _read_tensor(t, gguf, cfg, hf_name: str) -> torch.Tensor:
+    """One GGUF tensor as float32 (out, in), q and k rows back to rotate-half order."""
+    kind = gguf.GGMLQuantizationType
+    data = torch.from_numpy(np.array(t.data))
+    if t.tensor_type == kind.Q8_0:
+        data = dequantize_q8_0(data)
+    elif t.tensor_type == kind.Q4_0:
+        data = dequantize_q4_0(data)
+    elif t.tensor_type != kind.F32:
+        raise ValueError(f"tensor {t.name} is stored as {t.tensor_type.name}; this reader knows F32, Q8_0 and Q4_0")
+    data = data.float().reshape([int(n) for n in reversed(t.shape)])  # GGUF lists the fastest axis first
+    if hf_name.endswith(("q_proj.weight", "k_proj.weight")):
+        data = interleaved_to_half(data, cfg.n_head if "q_proj" in hf_name else cfg.n_kv_heads)
+    return data
