@@ -62,6 +62,12 @@ RECIPES = {
         train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
         about="chapter 08's Llama preset, 1,000 steps on Tiny Shakespeare characters (about a minute on 2 cores)",
     ),
+    "shakespeare-llama-wide": Recipe(
+        corpus="tinyshakespeare",
+        model=GPTConfig.shakespeare_llama(n_embd=128, d_ff=384),
+        train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
+        about="the same recipe at width 128 (MLP 384): rows that groups of 32, 64 and 128 divide, for chapter 14",
+    ),
     "shakespeare-llama-draft": Recipe(
         corpus="tinyshakespeare",
         model=GPTConfig.shakespeare_llama(n_layer=1),
