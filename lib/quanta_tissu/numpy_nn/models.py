@@ -105,11 +105,11 @@ class MLPLanguageModel(Model):
         x = self._check_context(x)
         e = self.embedding.forward(x)  # (N, T, C)
         h = e.reshape(len(x), -1)  # (N, T, C) -> (N, T*C): concatenate the T embeddings
-        h = self.dropout.forward(self.tanh.forward(self.hidden.forward(h)))  # (N, H)
+        h = self.dropout.forward(self.tanh.forward(self.hidden.forward(h)))  # (N, d_ff)
         return self.output.forward(h)  # (N, V)
 
     def backward(self, dlogits: np.ndarray) -> None:
-        dh = self.output.backward(dlogits)  # (N, H)
+        dh = self.output.backward(dlogits)  # (N, d_ff)
         dh = self.hidden.backward(self.tanh.backward(self.dropout.backward(dh)))  # (N, T*C)
         self.embedding.backward(dh.reshape(self.embedding.ids.shape + (-1,)))  # (N, T*C) -> (N, T, C)
 
