@@ -5,10 +5,10 @@ import torch
 
 from quanta_tissu.gpt import GPT, GPTConfig
 from quanta_tissu.quantize import dequantize_q4_0, dequantize_q8_0, q4_0, q8_0
-from quanta_tissu.rope import interleaved_to_half
+from quanta_tissu.rope import half_to_interleaved, interleaved_to_half
 
 gguf = pytest.importorskip("gguf")
-from quanta_tissu.interop.gguf_export import half_to_interleaved, load_gguf, save_gguf  # noqa: E402
+from quanta_tissu.interop.gguf_export import load_gguf, save_gguf  # noqa: E402
 
 CFG = dict(vocab_size=40, block_size=32, n_layer=2, n_embd=64, n_head=4, n_kv_heads=2, d_ff=128)
 

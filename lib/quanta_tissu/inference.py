@@ -49,18 +49,16 @@ def choose(logits: torch.Tensor, sampling: Sampling, idx: torch.Tensor, seen: to
            generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) next-token logits -> (B, 1) tokens, by chapter 10's knobs (``seen``: the ids the repetition penalty
     reads) and chapter 17's watermark (``idx``: the ids so far, whose last one picks the green list)."""
-    if sampling.watermark is None and sampling.temperature == 0:  # greedy: the arg max of the penalised logits
-        penalised = sampling.repetition_penalty != 1.0 and seen is not None and seen.numel()
-        return (process_logits(logits, 1.0, repetition_penalty=sampling.repetition_penalty, prev_ids=seen)
-                if penalised else logits).argmax(dim=-1, keepdim=True)  # no filter needed: every other token loses
-    if sampling.watermark is not None and sampling.temperature == 0:  # greedy: penalty, bias, then arg max
-        logits = process_logits(logits, 1.0, 0, 1.0, 0.0, sampling.repetition_penalty, seen)  # penalty only
-        logits, seen = sampling.watermark.bias(logits, idx), None  # penalised once: below keeps the arg max
+    if sampling.temperature == 0:  # greedy: the penalty, the watermark's bias, then the arg max (no filter needed)
+        logits = process_logits(logits, 1.0, repetition_penalty=sampling.repetition_penalty, prev_ids=seen)
+        if sampling.watermark is not None:
+            logits = sampling.watermark.bias(logits, idx)
+        return sample(logits, greedy=True)
     logits = process_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p,
                             sampling.repetition_penalty, seen)
-    if sampling.watermark is not None and sampling.temperature > 0:  # last, after every filter, as transformers
+    if sampling.watermark is not None:  # last, after every filter, as transformers
         logits = sampling.watermark.bias(logits, idx)
-    return sample(logits, generator, greedy=sampling.temperature == 0)
+    return sample(logits, generator)
 
 
 @torch.no_grad()

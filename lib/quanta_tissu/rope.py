@@ -6,7 +6,7 @@ Does:
   0..T-1 by default, or per-sequence positions (B, T), which left-padded batches (chapter 10) and the KV
   cache (chapter 11) need;
 - ``apply_rope_interleaved`` is the original paper's convention and ``interleaved_to_half`` the permutation of
-  projection rows that converts a checkpoint written for it.
+  projection rows that converts a checkpoint written for it (``half_to_interleaved`` the way back, chapter 14).
 Conventions (tested against transformers' Llama): frequency i (i < D/2) is theta^(-2i/D) and dimensions i and
 i + D/2 rotate together ("rotate half"); the paper pairs 2i with 2i + 1.
 Does not: know about attention heads' projections or the cache; ``qt.attention`` calls it.
@@ -87,3 +87,10 @@ def interleaved_to_half(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     out, dim = weight.shape
     head_dim = out // n_heads
     return weight.view(n_heads, head_dim // 2, 2, dim).transpose(1, 2).reshape(out, dim)
+
+
+def half_to_interleaved(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The inverse of ``interleaved_to_half`` (chapter 14 writes llama.cpp's layout): within each head, rows
+    0..D/2-1 and D/2..D-1 become the even and the odd rows (llama.cpp's ``permute``)."""
+    out, dim = weight.shape
+    return weight.view(n_heads, 2, out // n_heads // 2, dim).transpose(1, 2).reshape(out, dim)

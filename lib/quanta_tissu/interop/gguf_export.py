@@ -6,8 +6,8 @@ Does:
   the Hugging Face names of chapter 09's ``state_to_hf``): the projection matrices as ``Q8_0`` or ``Q4_0`` blocks
   from ``qt.quantize.q8_0`` / ``q4_0`` (byte-identical to gguf's reference quantizers, tested), norms and the
   embedding as float32. llama.cpp's Llama rotates interleaved pairs (2i, 2i + 1), the course rotates halves
-  (i, i + D/2), so the rows of the q and k projections are permuted within each head (``half_to_interleaved``, the
-  inverse of chapter 08's ``interleaved_to_half``), as llama.cpp's own converter does.
+  (i, i + D/2), so the rows of the q and k projections are permuted within each head (``qt.rope.half_to_interleaved``,
+  the inverse of chapter 08's ``interleaved_to_half``), as llama.cpp's own converter does.
 - ``load_gguf(path)`` reads such a file back into a ``GPT``: the config from the metadata, the blocks dequantized,
   q and k permuted back; an architecture, a tensor type or a tensor name it does not know is a clear error.
 Does not: store a tokenizer (the course's character vocabulary is not one llama.cpp knows), or run llama.cpp (not
@@ -23,7 +23,7 @@ import torch
 
 from ..gpt import GPT
 from ..quantize import dequantize_q4_0, dequantize_q8_0, q4_0, q8_0
-from ..rope import interleaved_to_half
+from ..rope import half_to_interleaved, interleaved_to_half
 from .hf_llama import config_from_hf, config_to_hf, load_state_checked, state_from_hf, state_to_hf
 
 QUANTS = ("q8_0", "q4_0", "f32")  # how the projection matrices are stored
@@ -35,11 +35,11 @@ _KEYS = {  # GGUF metadata key (after "llama.") -> config.json field of chapter 
 }
 
 
-def half_to_interleaved(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Rows of a q or k projection (out, in) for rotate-half RoPE -> for interleaved RoPE: within each head, rows
-    0..D/2-1 and D/2..D-1 become the even and the odd rows (llama.cpp's ``permute``)."""
-    out, dim = weight.shape
-    return weight.view(n_heads, 2, out // n_heads // 2, dim).transpose(1, 2).reshape(out, dim)
+def _rotated_heads(hf_name: str, cfg) -> int | None:
+    """The heads of a q or k projection (whose rows RoPE's convention orders), None for any other tensor."""
+    if hf_name.endswith("q_proj.weight"):
+        return cfg.n_head
+    return cfg.n_kv_heads if hf_name.endswith("k_proj.weight") else None
 
 
 def _gguf():
@@ -50,8 +50,8 @@ def _gguf():
     return gguf
 
 
-def _name_map(n_layer: int) -> dict:
-    """Hugging Face tensor name -> GGUF tensor name, for a Llama of n_layer blocks (gguf's own table)."""
+def _name_map(n_layer: int):
+    """A function: Hugging Face tensor name -> GGUF tensor name, for a Llama of n_layer blocks (gguf's own table)."""
     gguf = _gguf()
     table = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
     return lambda hf_name: table.get_name(hf_name, try_suffixes=(".weight",))
@@ -75,9 +75,9 @@ def save_gguf(model: GPT, path, quant: str = "q8_0") -> Path:
     writer.add_file_type({"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
                           "f32": gguf.LlamaFileType.ALL_F32}[quant])
     for hf_name, tensor in state_to_hf(model).items():
-        tensor = tensor.detach().float().cpu()
-        if hf_name.endswith(("q_proj.weight", "k_proj.weight")):  # rotate-half rows -> interleaved rows
-            tensor = half_to_interleaved(tensor, cfg.n_head if "q_proj" in hf_name else cfg.n_kv_heads)
+        tensor, heads = tensor.detach().float().cpu(), _rotated_heads(hf_name, cfg)
+        if heads:  # rotate-half rows -> interleaved rows
+            tensor = half_to_interleaved(tensor, heads)
         if tensor.dim() == 2 and hf_name.startswith("model.layers.") and quant != "f32":
             blocks = (q8_0 if quant == "q8_0" else q4_0)(tensor)  # (out, in / 32 * bytes per block), uint8
             writer.add_tensor(name(hf_name), blocks.numpy(), raw_dtype=getattr(gguf.GGMLQuantizationType,
@@ -116,13 +116,12 @@ def load_gguf(path) -> GPT:
     tensors = {t.name: t for t in reader.tensors}
     hf["tie_word_embeddings"] = "output.weight" not in tensors
     cfg = config_from_hf(hf)
-    name = _name_map(cfg.n_layer)
+    name, model = _name_map(cfg.n_layer), GPT(cfg)
     theirs = {}
-    for hf_name in state_to_hf(GPT(cfg)):  # every Hugging Face name the config needs
+    for hf_name in state_to_hf(model):  # every Hugging Face name the config needs
         t = tensors.get(name(hf_name))
         if t is not None:
             theirs[hf_name] = _read_tensor(t, gguf, cfg, hf_name)
-    model = GPT(cfg)
     load_state_checked(model, state_from_hf(theirs, cfg))  # a missing or mis-shaped tensor is named
     return model.eval()
 
@@ -138,6 +137,5 @@ def _read_tensor(t, gguf, cfg, hf_name: str) -> torch.Tensor:
     elif t.tensor_type != kind.F32:
         raise ValueError(f"tensor {t.name} is stored as {t.tensor_type.name}; this reader knows F32, Q8_0 and Q4_0")
     data = data.float().reshape([int(n) for n in reversed(t.shape)])  # GGUF lists the fastest axis first
-    if hf_name.endswith(("q_proj.weight", "k_proj.weight")):
-        data = interleaved_to_half(data, cfg.n_head if "q_proj" in hf_name else cfg.n_kv_heads)
-    return data
+    heads = _rotated_heads(hf_name, cfg)
+    return interleaved_to_half(data, heads) if heads else data
