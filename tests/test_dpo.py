@@ -272,15 +272,20 @@ def test_clear_errors():
         dpo.sequence_logprobs(model, ids, torch.tensor([[0, 1, 1], [0, 1, 1]]), torch.tensor([[1, 1, 1], [0, 1, 1]]))
     with pytest.raises(ValueError, match="completion_mask marks padding tokens"):
         dpo.sequence_logprobs(model, ids, torch.tensor([[0, 1, 1], [0, 1, 1]]), torch.tensor([[1, 1, 1], [1, 1, 0]]))
-    with pytest.raises(ValueError, match=r"completion_mask must be a tensor of the shape of ids \(2, 3\), got \(2, 2"):
+    with pytest.raises(ValueError, match=r"completion_mask must be a torch.Tensor of the shape of ids \(2, 3\), "
+                                         r"got a torch.Tensor of torch.int64, shape \(2, 2\)"):
         dpo.sequence_logprobs(model, ids, mask[:, :2])
-    with pytest.raises(ValueError, match="attention_mask must be a tensor of the shape of ids"):
+    with pytest.raises(ValueError, match="attention_mask must be a torch.Tensor of the shape of ids"):
         dpo.sequence_logprobs(model, ids, torch.tensor([[0, 1, 1], [0, 1, 1]]), torch.ones(3, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="must hold only 0 and 1"):
         dpo.sequence_logprobs(model, ids, mask * 2)
-    with pytest.raises(ValueError, match=r"ids must be a tensor of token ids, dtype torch.int64 or torch.int32, "
-                                         r"got torch.float32"):
+    with pytest.raises(ValueError, match=r"ids must be a torch.Tensor of token ids, dtype torch.int64 or torch.int32, "
+                                         r"got a torch.Tensor of torch.float32"):
         dpo.sequence_logprobs(model, ids.float(), mask)
+    with pytest.raises(ValueError, match=r"got a numpy.ndarray of int64, shape \(2, 3\); convert it with torch.from_numpy"):
+        dpo.sequence_logprobs(model, ids.numpy(), mask)  # the dtype alone would read as right: say it is an array
+    with pytest.raises(ValueError, match=r"completion_mask must be a torch.Tensor .*got a numpy.ndarray"):
+        dpo.sequence_logprobs(model, ids, mask.numpy())
 
     batch = dpo.preference_batch(PAIRS)._asdict()
     del batch["rejected_completion_mask"]

@@ -119,3 +119,44 @@ def test_bad_generation_arguments_are_named(course, call, match):
 def test_left_pad():
     idx, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
     assert idx.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_prompts_as_tensors_arrays_and_id_lists_give_the_obvious_result(course):
+    """A (B, T) tensor or array is B prompts; a 1-D one, or a flat id list, is one prompt (issue: tensor prompts)."""
+    np = pytest.importorskip("numpy")
+    model, tok = course
+    rows = [[int(i) for i in tok.encode(s)] for s in ("ROMEO:", "JULIET")]
+    expected = qt.generate(model, rows, 12, temperature=0)  # a list of id lists: the form that always worked
+    assert len(expected) == 2 and all(isinstance(i, int) for i in expected[0])
+    assert qt.generate(model, torch.tensor(rows), 12, temperature=0) == expected
+    assert qt.generate(model, np.array(rows), 12, temperature=0) == expected
+    assert qt.generate(model, [torch.tensor(r) for r in rows], 12, temperature=0) == expected
+    assert qt.generate(model, torch.tensor(rows[0]), 12, temperature=0) == expected[0]  # one prompt, one answer
+    assert qt.generate(model, np.array(rows[0], dtype=np.int32), 12, temperature=0) == expected[0]
+    assert qt.generate(model, rows[0], 12, temperature=0) == expected[0]
+    assert qt.generate(model, torch.tensor(rows), 12, tok, temperature=0) == [tok.decode(e) for e in expected]
+
+
+@pytest.mark.parametrize("prompts,error,match", [
+    (torch.zeros(1, 2, 3, dtype=torch.long), TypeError, r"2-D one, \(B, T\).*got 3-D ids, a torch.Tensor of torch.int64, shape \(1, 2, 3\)"),
+    (torch.zeros(0, dtype=torch.long), ValueError, "a prompt is empty"),
+    (torch.zeros(0, 4, dtype=torch.long), ValueError, "prompts is empty"),
+    (torch.zeros(2, 0, dtype=torch.long), ValueError, "a prompt is empty"),
+    (torch.tensor([[1.0, 2.0]]), TypeError, "prompt ids must be integers, got a torch.Tensor of torch.float32"),
+    ([1, 2.5], TypeError, r"prompt ids must be integers, got 2\.5 \(float\)"),
+    (42, TypeError, "prompts may be a string.*got an int"),
+    ({"prompt": "ROMEO"}, TypeError, "got a dict"),
+    ([[1, 2], 7], TypeError, "a prompt inside them was an int"),
+])
+def test_prompts_of_the_wrong_form_are_named(course, prompts, error, match):
+    model, _ = course
+    with pytest.raises(error, match=match):
+        qt.generate(model, prompts, 3, temperature=0)
+
+
+def test_the_model_names_an_array_given_for_a_tensor(course):
+    """int64 reads the same in NumPy and torch: the error must say that an array came where a tensor belongs."""
+    model, _ = course
+    with pytest.raises(TypeError, match=r"idx must be a torch.Tensor of token ids \(int64 or int32\), got a "
+                                        r"numpy.ndarray of int64, shape \(1, 3\); convert it with torch.from_numpy"):
+        model(torch.tensor([[1, 2, 3]]).numpy())

@@ -71,6 +71,48 @@ def test_q8_0_and_q4_0_are_byte_identical_to_gguf(shape):
         Q.q8_0(torch.randn(3, 40))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_q8_0_and_q4_0_take_numpy_arrays_and_return_them_as_gguf_does(dtype):
+    gq = pytest.importorskip("gguf.quants")
+    from gguf import GGMLQuantizationType as T
+
+    a = (np.random.default_rng(0).standard_normal((3, 64)) * 2).astype(dtype)
+    a_view = np.asfortranarray(a)  # not C-contiguous: still read right
+    for ours, deq, qtype in ((Q.q8_0, Q.dequantize_q8_0, T.Q8_0), (Q.q4_0, Q.dequantize_q4_0, T.Q4_0)):
+        blocks = ours(a)
+        reference = gq.quantize(a.astype(np.float32), qtype)
+        assert isinstance(blocks, np.ndarray) and blocks.dtype == np.uint8 and np.array_equal(blocks, reference)
+        assert np.array_equal(ours(a_view), reference)
+        numbers = deq(blocks)
+        assert isinstance(numbers, np.ndarray) and numbers.dtype == np.float32
+        assert np.array_equal(numbers, gq.dequantize(reference, qtype))
+        assert isinstance(ours(torch.from_numpy(a)), torch.Tensor)  # a tensor in, a tensor out
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: Q.q8_0(np.arange(32)), TypeError,
+     r"q8_0 takes floating-point numbers \(a torch.Tensor or numpy.ndarray\), got a numpy.ndarray of int64"),
+    (lambda: Q.q8_0(torch.arange(32)), TypeError,
+     r"x must be a floating-point torch.Tensor, got a torch.Tensor of torch.int64, shape \(32,\)"),
+    (lambda: Q.q8_0([0.5] * 32), TypeError, r"x must be a floating-point torch.Tensor, got a list"),
+    (lambda: Q.quantize_int8(np.ones((2, 3), np.float32)), TypeError,
+     r"weights must be a floating-point torch.Tensor, got a numpy.ndarray of float32, shape \(2, 3\); "
+     r"convert it with torch.from_numpy"),
+    (lambda: Q.quantize_int4(np.ones((2, 64), np.float32)), TypeError, "got a numpy.ndarray of float32"),
+    (lambda: Q.quantize_nf4(torch.ones(2, 64, dtype=torch.int32)), TypeError, "got a torch.Tensor of torch.int32"),
+    (lambda: Q.dequantize_q8_0(np.zeros(35, np.uint8)), ValueError, r"Q8_0 blocks are 34 bytes each.*shape \(35,\)"),
+    (lambda: Q.dequantize_q4_0(np.zeros(36, np.float32)), TypeError,
+     "dequantize_q4_0 takes uint8 bytes .*got a numpy.ndarray of float32"),
+    (lambda: Q.dequantize_q4_0(torch.zeros(36)), TypeError, "Q4_0 blocks must be uint8 bytes.*torch.float32"),
+    (lambda: Q.dequantize_q4_0([0] * 18), TypeError, "Q4_0 blocks must be uint8 bytes.*got a list"),
+    (lambda: Q.q4_0(torch.tensor(1.0)), ValueError, "multiple"),
+])
+def test_quantizers_name_what_they_were_given(call, error, match):
+    """A float32 array is not a float32 tensor: the message must say array vs tensor, not just the dtype."""
+    with pytest.raises(error, match=match):
+        call()
+
+
 
 @pytest.mark.parametrize("in_features", [88, 96, 136, 256])
 def test_int8_kernel_with_bfloat16_activations_is_right_at_any_width(in_features):

@@ -1,22 +1,39 @@
 """Every chapter runs through papermill with its documented quick parameters (issue: papermill-executed CI).
 
 A chapter's parameters cell ends with a line ``# Quick run (...): papermill NN_name.ipynb out.ipynb -p NAME VALUE ...``.
-Running with those values must finish in seconds and never stop on a claim about the default run: such claims
-sit under ``if at_defaults:`` (see ``qt.Defaults``), which prints a note instead.
+Running with those values must finish and never stop on a claim about the default run: such claims sit under
+``if at_defaults:`` (see ``qt.Defaults``), which prints a note instead.
+
+How long each quick run took is recorded, never asserted: a slower laptop, Binder or a busy CI machine must pass.
+The figures go to ``_build/quick_runs.json`` (or ``$QUANTA_TISSU_QUICK_RUNS``) and are printed as a table at the
+end of the session; ``benchmarks/results/quick_runs.json`` keeps a recorded run.
 """
 import ast
 import json
+import os
 import re
 import shlex
-import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, quick_runs_path
 
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 QUICK = re.compile(r"^# Quick run [^:]*: papermill (?P<name>\S+) \S+ (?P<args>.*)$", re.M)
-BUDGET_S = 30  # the chapter's own run time with the quick parameters (kernel start not counted)
+RUN_TIME = re.compile(r"chapter run time: ([\d.]+) s")
+
+
+@pytest.fixture(scope="module")
+def quick_run_log():
+    """Each chapter's quick-run time in seconds (the chapter's own figure, kernel start not counted), written at
+    the end of the module for ``conftest.pytest_terminal_summary`` to print."""
+    log = {}
+    yield log
+    if log:
+        path = quick_runs_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"unit": "s", "threads": os.environ.get("OMP_NUM_THREADS"), "chapters": log}
+        path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def parameters_cell(nb) -> str:
@@ -41,7 +58,7 @@ def quick_parameters(nb, filename: str) -> dict:
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_chapter_runs_with_its_quick_parameters(path, tmp_path):
+def test_chapter_runs_with_its_quick_parameters(path, tmp_path, quick_run_log):
     papermill = pytest.importorskip("papermill")
     import quanta_tissu as qt
 
@@ -56,5 +73,6 @@ def test_chapter_runs_with_its_quick_parameters(path, tmp_path):
     cells = json.loads(out.read_text(encoding="utf-8"))["cells"]
     text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "Parameters differ from the chapter's defaults" in text, "the quick run should be told it is not the default run"
-    elapsed = float(re.search(r"chapter run time: ([\d.]+) s", text)[1])
-    assert elapsed < BUDGET_S, f"{path.name} took {elapsed:.1f} s with its quick parameters {params}; budget {BUDGET_S} s"
+    timing = RUN_TIME.search(text)
+    assert timing, f"{path.name}: the last cell should print 'chapter run time: N s'"
+    quick_run_log[path.stem] = {"seconds": round(float(timing[1]), 1), "parameters": params}  # recorded, not judged

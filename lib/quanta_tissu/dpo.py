@@ -28,6 +28,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .checks import kind, numpy_hint
+
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # trl's names for DPO's logistic loss, IPO's squared one, SLiC's hinge
 PADDING_SIDES = ("right", "left")
 _REQUIRED = ("chosen_ids", "chosen_completion_mask", "rejected_ids", "rejected_completion_mask")
@@ -59,16 +61,16 @@ class PreferenceBatch(NamedTuple):
 
 def _check_masks(ids: torch.Tensor, completion_mask: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
     if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"ids must be a tensor of token ids, dtype torch.int64 or torch.int32, "
-                         f"got {getattr(ids, 'dtype', type(ids).__name__)}")
+        raise ValueError(f"ids must be a torch.Tensor of token ids, dtype torch.int64 or torch.int32, "
+                         f"got {kind(ids)}{numpy_hint(ids)}")
     if ids.dim() != 2:
         raise ValueError(f"ids must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
     for name, mask in (("completion_mask", completion_mask), ("attention_mask", attention_mask)):
         if mask is None and name == "attention_mask":
             continue
         if not isinstance(mask, torch.Tensor) or mask.shape != ids.shape:
-            raise ValueError(f"{name} must be a tensor of the shape of ids {tuple(ids.shape)}, "
-                             f"got {tuple(getattr(mask, 'shape', ())) or type(mask).__name__}")
+            raise ValueError(f"{name} must be a torch.Tensor of the shape of ids {tuple(ids.shape)}, "
+                             f"got {kind(mask)}{numpy_hint(mask)}")
         if mask.is_floating_point() or ((mask != 0) & (mask != 1)).any():
             raise ValueError(f"{name} must hold only 0 and 1 (an integer or bool tensor)")
 

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import Attention
+from .checks import kind, numpy_hint
 
 LLAMA_SWITCHES = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)  # chapter 08's switches, all on
 
@@ -257,7 +258,8 @@ class GPT(nn.Module):
 
     def _check_ids(self, ids: torch.Tensor, name: str, shape=None, past: int = 0) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"{name} must be an int64 tensor of token ids, got {getattr(ids, 'dtype', type(ids))}")
+            raise TypeError(f"{name} must be a torch.Tensor of token ids (int64 or int32), got {kind(ids)}"
+                            f"{numpy_hint(ids)}")
         if ids.dim() != 2:
             raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}; add a batch axis with ids[None]")
         if shape is not None and ids.shape != shape:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import kind
 from .sampling import check_sampling, process_logits, sample
 
 
@@ -106,19 +107,69 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     return torch.cat([idx, *new], dim=1)
 
 
-def _encode_prompts(prompts, tokenizer, model) -> list[list[int]]:
-    """Prompts as id lists: one string, strings (with a tokenizer), or id lists; each checked."""
+PROMPTS_ARE = ("prompts may be a string, a list of strings (with a tokenizer), a list of ids, a list of id lists, "
+               "a 1-D tensor or array of ids (one prompt) or a 2-D one, (B, T) (B prompts of T ids)")
+
+
+def _prompt_rows(prompts) -> tuple[list, bool]:
+    """(one entry per prompt, whether ``prompts`` was a single prompt): tensors and arrays split into rows."""
     if isinstance(prompts, str):
-        prompts = [prompts]
-    if not prompts:
+        return [prompts], True
+    if hasattr(prompts, "ndim") and hasattr(prompts, "tolist"):  # a torch tensor or a NumPy array
+        if prompts.ndim not in (1, 2):
+            raise TypeError(f"{PROMPTS_ARE}; got {prompts.ndim}-D ids, {kind(prompts)}")
+        return ([prompts] if prompts.ndim == 1 else list(prompts)), prompts.ndim == 1
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"{PROMPTS_ARE}; got {kind(prompts)}")
+    if prompts and all(_is_scalar(p) for p in prompts):  # [1, 2, 3]: one prompt of ids (checked as ids below)
+        return [list(prompts)], True
+    return list(prompts), False
+
+
+def _is_scalar(x) -> bool:
+    """A number: a Python, NumPy or 0-d torch one (a prompt's id, if it is an integer)."""
+    return isinstance(x, (int, float, complex)) or getattr(x, "ndim", None) == 0
+
+
+def _is_integer(x) -> bool:
+    """A Python, NumPy or 0-d torch integer (never a bool, never a float that happens to be whole)."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, int):
+        return True
+    dtype = getattr(x, "dtype", None)
+    return getattr(x, "ndim", None) == 0 and dtype is not None and str(dtype).replace("torch.", "").startswith(
+        ("int", "uint"))
+
+
+def _prompt_ids(p) -> list[int]:
+    """One prompt's ids as Python ints, or a TypeError naming what a prompt may be."""
+    if hasattr(p, "ndim") and hasattr(p, "tolist"):
+        if p.ndim != 1:
+            raise TypeError(f"{PROMPTS_ARE}; a prompt inside them was {p.ndim}-D, {kind(p)}")
+        if not str(p.dtype).replace("torch.", "").startswith(("int", "uint")):
+            raise TypeError(f"prompt ids must be integers, got {kind(p)}")
+        return [int(i) for i in p.tolist()]
+    if not isinstance(p, (list, tuple)):
+        raise TypeError(f"{PROMPTS_ARE}; a prompt inside them was {kind(p)}")
+    bad = [x for x in p if not _is_integer(x)]
+    if bad:
+        raise TypeError(f"prompt ids must be integers, got {bad[0]!r} ({type(bad[0]).__name__})")
+    return [int(i) for i in p]
+
+
+def _encode_prompts(prompts, tokenizer, model) -> tuple[list[list[int]], bool]:
+    """(prompts as id lists, each checked; whether a single prompt was given). ``PROMPTS_ARE`` lists the forms."""
+    entries, single = _prompt_rows(prompts)
+    if not entries:
         raise ValueError("prompts is empty: give at least one prompt")
     rows = []
-    for p in prompts:
+    for p in entries:
         if isinstance(p, str):
             if tokenizer is None:
                 raise ValueError("string prompts need a tokenizer: generate(model, prompts, n, tokenizer=tok)")
             p = tokenizer.encode(p)
-        ids = [int(i) for i in (p.tolist() if isinstance(p, torch.Tensor) else p)]
+        ids = _prompt_ids(p)
         if not ids:
             raise ValueError("a prompt is empty: give it at least one token (for example a newline)")
         if len(ids) > model.cfg.block_size and not model.cfg.rolls_past_block:  # a window reads them in chunks
@@ -127,7 +178,7 @@ def _encode_prompts(prompts, tokenizer, model) -> list[list[int]]:
             raise ValueError(f"prompt ids must be in 0..{model.cfg.vocab_size - 1}, got {min(ids)}..{max(ids)}: "
                              "does the tokenizer match the model?")
         rows.append(ids)
-    return rows
+    return rows, single
 
 
 def left_pad(rows: list[list[int]], pad_id: int = 0, device="cpu"):
@@ -150,8 +201,12 @@ def _cut_at_stop(text: str, stop_strings) -> str | None:
 def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, stop=None, seed: int | None = None,
              cache: bool = True, device=None, watermark=None):
-    """Completions of a batch of prompts (``qt.generate``): strings with a tokenizer, else id lists.
+    """Completions of a batch of prompts (``qt.generate``).
 
+    ``prompts``: one prompt (a string, a list of ids, or a 1-D tensor or NumPy array of ids) gives one completion;
+    a batch (a list of strings or id lists, or a (B, T) tensor or array: B prompts of T ids each) gives a list of
+    them. Strings need ``tokenizer``; a completion is text with a tokenizer, else a list of new ids. Anything else
+    is a ``TypeError`` that lists these forms.
     ``stop``: token ids (ints) and/or strings; a row ends at the first one, which is not included."""
     sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty, watermark)
     stop = [] if stop is None else [stop] if isinstance(stop, str) or not hasattr(stop, "__iter__") else list(stop)
@@ -160,7 +215,7 @@ def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature
     if stop_strings and tokenizer is None:
         raise ValueError("stop strings need a tokenizer to read the text")
     device = device or model.wte.weight.device
-    rows = _encode_prompts(prompts, tokenizer, model)
+    rows, single = _encode_prompts(prompts, tokenizer, model)
     idx, mask = left_pad(rows, device=device)
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     new = [[] for _ in rows]
@@ -178,7 +233,7 @@ def complete(model, prompts, max_new_tokens: int, tokenizer=None, *, temperature
         if all(t is not None for t in texts):
             break
     out = [t if t is not None else (tokenizer.decode(n) if tokenizer else n) for t, n in zip(texts, new)]
-    return out[0] if isinstance(prompts, str) else out
+    return out[0] if single else out
 
 
 def _token_bytes(tokenizer, ids) -> bytes:
@@ -199,7 +254,7 @@ def stream(model, prompt: str, max_new_tokens: int, tokenizer, **kwargs):
     seed, cache = kwargs.pop("seed", None), kwargs.pop("cache", True)
     if kwargs:
         raise TypeError(f"stream() got unexpected arguments {sorted(kwargs)}")
-    (ids,) = _encode_prompts([prompt], tokenizer, model)
+    (ids,), _ = _encode_prompts([prompt], tokenizer, model)
     device = model.wte.weight.device
     idx = torch.tensor([ids], device=device)
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None

@@ -8,7 +8,8 @@ Does:
   stored as 0..15, two per byte (``pack_int4``: element 2i in the low nibble, 2i + 1 in the high one);
 - NF4 (``nf4_table``, ``quantize_nf4``): QLoRA's 16 levels, normal quantiles built from their definition;
 - llama.cpp's blocks ``q8_0`` and ``q4_0`` (32 numbers per block, an fp16 scale each), byte for byte what the
-  ``gguf`` package's reference quantizers write, and their dequantizers;
+  ``gguf`` package's reference quantizers write, and their dequantizers; like ``gguf.quants`` they take a NumPy
+  array too and then return one (uint8 blocks, float32 numbers), else torch tensors;
 - ``QuantizedLinear`` (weight-only: the weight is stored quantized; int8 runs torch's int8 weight-only kernel,
   ``torch._weight_int8pack_mm``, int4 and NF4 are dequantized for each matmul) and
   ``quantize_model(model, scheme, group_size)``, which swaps every ``nn.Linear`` of the blocks for one.
@@ -19,8 +20,13 @@ embedding in the course model); GPTQ is a separate step.
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn as nn
+
+from .checks import kind, numpy_hint
 
 SCHEMES = ("int8", "int4", "nf4")
 
@@ -31,8 +37,36 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_float(w: torch.Tensor, what: str = "weights") -> None:
+    """A floating-point torch tensor, or a TypeError that says what was given (an array is not a tensor)."""
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
-        raise TypeError(f"{what} must be a floating-point tensor, got {getattr(w, 'dtype', type(w))}")
+        raise TypeError(f"{what} must be a floating-point torch.Tensor, got {kind(w)}{numpy_hint(w)}")
+
+
+def _numpy_in_numpy_out(accepts: str):
+    """Let a function of llama.cpp's blocks take a NumPy array as ``gguf.quants`` does, and return an array then.
+    ``accepts``: "floats" (a quantizer) or "bytes" (a dequantizer); an array of another dtype is named as an array."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(x):
+            if not isinstance(x, np.ndarray):
+                return fn(x)
+            ok = x.dtype.kind == "f" if accepts == "floats" else x.dtype == np.uint8
+            if not ok:
+                raise TypeError(f"{fn.__name__} takes {'floating-point numbers' if accepts == 'floats' else 'uint8 bytes'}"
+                                f" (a torch.Tensor or numpy.ndarray), got {kind(x)}")
+            return fn(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        return wrapper
+    return decorate
+
+
+def _check_blocks(data, block_bytes: int, name: str) -> torch.Tensor:
+    """Bytes of whole blocks: a uint8 tensor whose last axis is a multiple of ``block_bytes``, as (n_blocks, bytes)."""
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise TypeError(f"{name} blocks must be uint8 bytes (a torch.Tensor or numpy.ndarray), got {kind(data)}")
+    if data.dim() == 0 or data.shape[-1] % block_bytes:
+        raise ValueError(f"{name} blocks are {block_bytes} bytes each: the last axis must be a multiple of "
+                         f"{block_bytes}, got shape {tuple(data.shape)}")
+    return data.reshape(-1, block_bytes)
 
 
 def quantize_int8(w: torch.Tensor, axis: int | None = None, symmetric: bool = True):
@@ -66,6 +100,7 @@ def group_width(width: int, group_size: int | None) -> int:
 
 def _groups(w: torch.Tensor, group_size: int | None) -> torch.Tensor:
     """(out, in) -> (out, in / group_size, group_size); None: one group per row."""
+    _check_float(w)
     if w.dim() != 2:
         raise ValueError(f"group-wise quantization takes a matrix (out, in), got shape {tuple(w.shape)}")
     group = group_width(w.size(1), group_size)
@@ -121,11 +156,13 @@ def dequantize_nf4(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 def _blocks(x: torch.Tensor, block: int = 32) -> torch.Tensor:
     _check_float(x, "x")
-    if x.shape[-1] % block:
-        raise ValueError(f"llama.cpp blocks hold {block} numbers: the last axis ({x.shape[-1]}) must be a multiple")
+    if x.dim() == 0 or x.shape[-1] % block:
+        raise ValueError(f"llama.cpp blocks hold {block} numbers: the last axis must be a multiple of {block}, "
+                         f"got shape {tuple(x.shape)}")
     return x.float().reshape(-1, block)
 
 
+@_numpy_in_numpy_out("floats")
 def q8_0(x: torch.Tensor) -> torch.Tensor:
     """llama.cpp's Q8_0: per block of 32, d = absmax / 127 (stored fp16), q = roundf(x / d) -> 34 bytes a block."""
     b = _blocks(x)
@@ -135,12 +172,15 @@ def q8_0(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([d.half().view(torch.uint8), q.view(torch.uint8)], dim=1).reshape(*x.shape[:-1], -1)
 
 
+@_numpy_in_numpy_out("bytes")
 def dequantize_q8_0(data: torch.Tensor) -> torch.Tensor:
-    b = data.reshape(-1, 34)
+    """Q8_0 bytes (..., 34 * blocks) -> float32 numbers (..., 32 * blocks)."""
+    b = _check_blocks(data, 34, "Q8_0")
     d = b[:, :2].contiguous().view(torch.float16).float()
     return (b[:, 2:].contiguous().view(torch.int8).float() * d).reshape(*data.shape[:-1], -1)
 
 
+@_numpy_in_numpy_out("floats")
 def q4_0(x: torch.Tensor) -> torch.Tensor:
     """llama.cpp's Q4_0: per block of 32, d = (the value of largest magnitude) / -8, q = trunc(x / d + 8.5) in
     0..15; element i and i + 16 share a byte (low, high nibble) -> 18 bytes a block."""
@@ -153,8 +193,10 @@ def q4_0(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([d.half().view(torch.uint8), packed], dim=1).reshape(*x.shape[:-1], -1)
 
 
+@_numpy_in_numpy_out("bytes")
 def dequantize_q4_0(data: torch.Tensor) -> torch.Tensor:
-    b = data.reshape(-1, 18)
+    """Q4_0 bytes (..., 18 * blocks) -> float32 numbers (..., 32 * blocks)."""
+    b = _check_blocks(data, 18, "Q4_0")
     d = b[:, :2].contiguous().view(torch.float16).float()
     q = torch.cat([b[:, 2:] & 0x0F, b[:, 2:] >> 4], dim=1).float() - 8
     return (q * d).reshape(*data.shape[:-1], -1)
