@@ -80,3 +80,45 @@ def test_bad_input_is_named(tmp_path):
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all" * 10)
     with pytest.raises(ValueError, match="not a readable GGUF file"):
         load_gguf(tmp_path / "junk.gguf")
+
+
+# -- the tokenizer inside the file (chapter 18) ----------------------------------------------------------------------
+TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 30
+
+
+def _bpe():
+    from quanta_tissu.bpe import RegexBPE
+
+    return RegexBPE("gpt4", special_tokens=["<|bos|>", "<|end|>"]).train(TEXT, 256 + 30 + 2, tie="hf")
+
+
+def test_tokenizer_metadata_is_what_llama_cpp_reads(tmp_path):
+    tok = _bpe()
+    path = save_gguf(_model(vocab_size=tok.vocab_size), tmp_path / "m.gguf", "q8_0", tokenizer=tok)
+    meta = {f.name: f.contents() for f in gguf.GGUFReader(str(path)).fields.values()}
+    assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "llama-bpe"
+    assert len(meta["tokenizer.ggml.tokens"]) == tok.vocab_size and meta["tokenizer.ggml.tokens"][32] == "Ġ"
+    assert len(meta["tokenizer.ggml.merges"]) == len(tok.merges) and meta["tokenizer.ggml.add_bos_token"] is False
+    assert meta["tokenizer.ggml.eos_token_id"] == tok.special_tokens["<|end|>"]
+    assert [i for i, t in enumerate(meta["tokenizer.ggml.token_type"]) if t == 3] == sorted(tok.special_tokens.values())
+    model, back = load_gguf(path, with_tokenizer=True)
+    assert back.merges == tok.merges and back.special_tokens == tok.special_tokens and back.pattern == tok.pattern
+
+
+def test_character_tokenizer_is_written_with_one_merge_that_never_applies(tmp_path):
+    from quanta_tissu.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.from_text(TEXT)
+    path = save_gguf(_model(vocab_size=tok.vocab_size), tmp_path / "m.gguf", "f32", tokenizer=tok)
+    meta = {f.name: f.contents() for f in gguf.GGUFReader(str(path)).fields.values()}
+    assert meta["tokenizer.ggml.merges"] == ["ÿ ÿ"]  # the writer would drop an empty array, llama.cpp needs one
+    assert meta["tokenizer.ggml.tokens"][:3] == ["Ċ", "Ġ", ","]  # "\n", " ", ",": GPT-2's spelling of the bytes
+    _, back = load_gguf(path, with_tokenizer=True)
+    assert back.chars == tok.chars
+
+
+def test_tokenizer_that_does_not_fit_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="the tokenizer has 288 tokens but the model's vocab_size is 40"):
+        save_gguf(_model(), tmp_path / "m.gguf", tokenizer=_bpe())
+    with pytest.raises(ValueError, match="only byte-level BPE"):
+        load_gguf(save_gguf(_model(), tmp_path / "bare.gguf"), with_tokenizer=True)

@@ -1,5 +1,6 @@
 """Chapter 08's study runner and course checkpoints (on tiny recipes, so they take seconds)."""
 import dataclasses
+import math
 import re
 
 import pytest
@@ -71,6 +72,25 @@ def test_pretrained_is_deterministic_and_retrains_on_a_new_recipe(tiny_recipe, m
     assert torch.equal(first.wte.weight, back.wte.weight)
 
 
+def test_a_bpe_recipe_ships_its_tokenizer_and_scores_per_byte(tiny_recipe, monkeypatch):
+    from quanta_tissu.bpe import BASE_SPECIALS
+
+    bpe = dataclasses.replace(tiny_recipe, model=dataclasses.replace(tiny_recipe.model, vocab_size=300), bpe_vocab=300)
+    assert bpe.fingerprint() != tiny_recipe.fingerprint()
+    monkeypatch.setitem(zoo.RECIPES, "test-bpe", bpe)
+    model, tok = qt.pretrained("test-bpe", progress=False)
+    assert isinstance(tok, qt.bpe.RegexBPE) and tok.vocab_size == 300
+    assert list(tok.special_tokens) == list(BASE_SPECIALS) and tok.special_tokens["<|assistant|>"] == 299
+    assert (zoo.checkpoint_dir("test-bpe") / "tokenizer.qt.json").is_file()  # the tokenizer lives with the weights
+    text = qt.data.train_val_split(qt.data.load_text("tinyshakespeare"))[1][:5000]
+    nats = zoo.windows_loss(model, tok.encode(text))
+    T, ids = model.cfg.block_size, tok.encode(text)
+    n_bytes = len(tok.decode_bytes(ids[1:(len(ids) - 1) // T * T + 1]))
+    assert zoo.bits_per_byte(model, tok, text) == pytest.approx(nats * ((len(ids) - 1) // T * T) / n_bytes / math.log(2))
+    chars, ctok = qt.pretrained("test-tiny", progress=False)  # characters: one byte per token here
+    assert zoo.bits_per_byte(chars, ctok, text) == pytest.approx(zoo.windows_loss(chars, ctok.encode(text)) / math.log(2))
+
+
 def test_pretrained_unknown_name():
     with pytest.raises(KeyError, match=re.escape(f"available: {sorted(zoo.RECIPES)}")):
         qt.pretrained("gpt-5")
@@ -101,8 +121,9 @@ def test_retraining_a_course_checkpoint_reproduces_its_validation_loss(tmp_path,
     from quanta_tissu.training import checkpoint
 
     shipped = checkpoint.read_config(zoo.shipped_dir(name))["validation_loss"]
-    model, _ = checkpoint.load_model(zoo.shipped_dir(name))
-    assert abs(zoo.validation_loss(model) - shipped) < 1e-4  # the measure itself reproduces
+    model, config = checkpoint.load_model(zoo.shipped_dir(name))
+    tok = zoo.checkpoint_tokenizer(zoo.shipped_dir(name), config)
+    assert abs(zoo.validation_loss(model, tokenizer=tok) - shipped) < 1e-4  # the measure itself reproduces
     folder = zoo.build(name, tmp_path / "retrained", progress=False)
     retrained = checkpoint.read_config(folder)["validation_loss"]
     assert abs(retrained - shipped) < zoo.RETRAIN_TOLERANCE, (retrained, shipped)

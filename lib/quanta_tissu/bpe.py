@@ -410,24 +410,10 @@ class BasicBPE:
 
     # -- interoperability ---------------------------------------------------------------------
     def to_hf_json(self) -> dict:
-        """A Hugging Face ``tokenizer.json`` (as a dict) that encodes any text to our ids."""
-        b2u = bytes_to_unicode()
-        show = lambda token: "".join(b2u[b] for b in token)  # noqa: E731 - GPT-2's printable bytes
-        split = [{"type": "Split", "pattern": {"Regex": self.pattern}, "behavior": "Isolated", "invert": False}]
-        byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
-        return {
-            "version": "1.0", "truncation": None, "padding": None,
-            "added_tokens": [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
-                              "normalized": False, "special": True} for s, i in self.special_tokens.items()],
-            "normalizer": None,
-            "pre_tokenizer": {"type": "Sequence", "pretokenizers": (split if self.pattern else []) + [byte_level]},
-            "post_processor": None,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                      "vocab": {show(tok): i for i, tok in self.vocab.items()},
-                      "merges": [[show(self.vocab[a]), show(self.vocab[b])] for a, b in self.merges]},
-        }
+        """A Hugging Face ``tokenizer.json`` (as a dict) that encodes any text to our ids (``qt.vocabulary``)."""
+        from .vocabulary import Vocabulary  # the file formats live there, shared with the character tokenizer
+
+        return Vocabulary.of(self).hf_tokenizer_json()
 
     def save_hf(self, folder) -> Path:
         """Write ``folder/tokenizer.json`` for ``tokenizers.Tokenizer.from_file`` and transformers."""
@@ -514,13 +500,29 @@ def course_tokenizer(vocab_size: int = 1024, progress: bool = False) -> RegexBPE
     Trained on the training split only (the first 90%, as in every chapter) on first use, which is
     deterministic and takes about a second, then cached in the user cache and loaded from there.
     """
+    return _shakespeare_tokenizer(f"shakespeare-gpt4-{vocab_size}", vocab_size, ["<|endoftext|>"], progress)
+
+
+# Chapter 18's base model reserves the tokens that chapter 19's chat template needs. They follow the merges,
+# in this order, so in a vocabulary of V tokens <|bos|> is V - 5 and <|assistant|> is V - 1, fixed from now on.
+BASE_SPECIALS = ("<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>")
+
+
+def base_tokenizer(vocab_size: int = 2048, progress: bool = False) -> RegexBPE:
+    """The tokenizer of chapter 18's base model: ``course_tokenizer``'s recipe with ``BASE_SPECIALS`` reserved.
+
+    ``vocab_size`` counts everything: 256 bytes, the merges and the 5 special tokens."""
+    return _shakespeare_tokenizer(f"shakespeare-base-{vocab_size}", vocab_size, list(BASE_SPECIALS), progress)
+
+
+def _shakespeare_tokenizer(name: str, vocab_size: int, specials: list[str], progress: bool) -> RegexBPE:
     from .data import cache_dir, load_text, train_val_split
 
-    folder = cache_dir() / "tokenizers" / f"shakespeare-gpt4-{vocab_size}"
+    folder = cache_dir() / "tokenizers" / name
     if (folder / FILENAME).is_file():
         return BasicBPE.load(folder)
     train_text, _ = train_val_split(load_text("tinyshakespeare"))
-    tok = RegexBPE("gpt4", special_tokens=["<|endoftext|>"]).train(train_text, vocab_size, tie="hf", progress=progress)
+    tok = RegexBPE("gpt4", special_tokens=specials).train(train_text, vocab_size, tie="hf", progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(folder)
     return tok

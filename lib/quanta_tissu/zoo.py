@@ -43,16 +43,25 @@ RETRAIN_TOLERANCE = 0.03  # nats: how far a retrained recipe's validation loss m
 class Recipe:
     """Everything that determines a course checkpoint's weights."""
 
-    corpus: str  # a name known to qt.data (the text is tokenized by characters)
+    corpus: str  # a name known to qt.data
     model: GPTConfig  # architecture
     train: TrainConfig  # optimizer, schedule, steps and seed
     about: str  # one line for the learner
+    bpe_vocab: int = 0  # 0: one token per character; else chapter 18's qt.bpe.base_tokenizer(bpe_vocab)
 
     def fingerprint(self) -> str:
         # chapter 12's execution switches, left at their defaults, leave a recipe (and its fingerprint) as it was
         train = {k: v for k, v in self.train.__dict__.items() if not (k in EXECUTION and v == EXECUTION[k])}
-        blob = json.dumps([CORPORA[self.corpus].sha256, self.model.to_dict(), train], sort_keys=True)
+        parts = [CORPORA[self.corpus].sha256, self.model.to_dict(), train]
+        blob = json.dumps(parts + ([{"bpe_vocab": self.bpe_vocab}] if self.bpe_vocab else []), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def tokenizer(self):
+        """The recipe's tokenizer, built from the corpus (deterministic): characters, or chapter 18's BPE."""
+        from .bpe import base_tokenizer
+        from .data import load_text
+
+        return base_tokenizer(self.bpe_vocab) if self.bpe_vocab else CharTokenizer.from_text(load_text(self.corpus))
 
 
 RECIPES = {
@@ -112,26 +121,56 @@ def _load_current(folder: Path, recipe: Recipe):
 
 def pretrained(name: str = "shakespeare-llama", device: str = "cpu", progress: bool = True):
     """(model, tokenizer) for a course checkpoint: the shipped weights, else the cache, else train once."""
-    recipe = _recipe(name)
-    loaded = _load_current(shipped_dir(name), recipe) or _load_current(checkpoint_dir(name), recipe)
+    recipe, folder = _recipe(name), shipped_dir(name)
+    loaded = _load_current(folder, recipe)
+    if loaded is None:
+        folder = checkpoint_dir(name)
+        loaded = _load_current(folder, recipe)
     if loaded is None:
         if progress:
-            print(f"training the course checkpoint {name!r} once ({recipe.about}) into {checkpoint_dir(name)}")
-        build(name, checkpoint_dir(name), device, progress)
-        loaded = _load_current(checkpoint_dir(name), recipe)
+            print(f"training the course checkpoint {name!r} once ({recipe.about}) into {folder}")
+        build(name, folder, device, progress)
+        loaded = _load_current(folder, recipe)
     model, config = loaded
-    return model.to(device), CharTokenizer(config["tokenizer"]["chars"])
+    return model.to(device), checkpoint_tokenizer(folder, config)
 
 
-def validation_loss(model, corpus: str = "tinyshakespeare") -> float:
-    """Mean next-character loss over every whole window of the corpus's validation split (deterministic)."""
-    import torch
+def checkpoint_tokenizer(folder: Path, config: dict):
+    """The tokenizer a checkpoint was trained with: its characters (config.json) or its BPE file."""
+    from .bpe import FILENAME, BasicBPE
 
+    kind = config.get("tokenizer", {}).get("tokenizer")
+    if kind == "bpe":
+        return BasicBPE.load(Path(folder) / FILENAME)
+    if kind == "char":
+        return CharTokenizer(config["tokenizer"]["chars"])
+    raise ValueError(f"{folder}: a course checkpoint's tokenizer is 'char' or 'bpe', got {kind!r}")
+
+
+def validation_loss(model, corpus: str = "tinyshakespeare", tokenizer=None) -> float:
+    """Mean next-token loss over every whole window of the corpus's validation split (deterministic).
+
+    ``tokenizer``: the model's (chapter 18's BPE); None means characters, one token per character."""
     from .data import load_text, train_val_split
 
     text = load_text(corpus)
-    tok = CharTokenizer.from_text(text)
+    tok = tokenizer or CharTokenizer.from_text(text)
     return windows_loss(model, tok.encode(train_val_split(text)[1]))
+
+
+def bits_per_byte(model, tokenizer, text: str) -> float:
+    """``windows_loss`` on ``text`` in bits per byte of the predicted text: the unit in which a character model
+    and a BPE model compare (chapter 18). A window's loss sums over its tokens; divide by the bytes they spell."""
+    import math
+
+    ids = tokenizer.encode(text)
+    T = model.cfg.block_size
+    n = (len(ids) - 1) // T
+    nats_per_token = windows_loss(model, ids)
+    predicted = ids[1:n * T + 1]  # the targets of the whole windows windows_loss scored
+    n_bytes = len(tokenizer.decode_bytes(predicted)) if hasattr(tokenizer, "decode_bytes") else \
+        len(tokenizer.decode(predicted).encode("utf-8"))
+    return nats_per_token * len(predicted) / n_bytes / math.log(2)
 
 
 def windows_loss(model, ids) -> float:
@@ -155,24 +194,28 @@ def windows_loss(model, ids) -> float:
 
 def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path:
     """Train recipe ``name`` from its seed and write its weights-only checkpoint to ``folder`` (atomically)."""
+    from .bpe import FILENAME
     from .training import checkpoint
-    from .training.data import TokenData, prepare_char_corpus
+    from .training.data import TokenData, prepare_corpus
     from .training.trainer import Trainer
 
     recipe, folder = _recipe(name), Path(folder)
+    tok = recipe.tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir, tok = prepare_char_corpus(Path(tmp) / "data", recipe.corpus)
+        data_dir = prepare_corpus(Path(tmp) / "data", tok, recipe.corpus)
         trainer = Trainer.build(recipe.model, TokenData(data_dir, recipe.model.block_size), recipe.train, None, device)
         trainer.fit(progress=progress)
         model = trainer.model.cpu()
+        chars = isinstance(tok, CharTokenizer)
+        described = {"tokenizer": "char", "chars": tok.chars} if chars else {"tokenizer": "bpe", "file": FILENAME}
+        files = {} if chars else {FILENAME: tok.save(Path(tmp) / FILENAME).read_text(encoding="utf-8")}
         config = {"model": recipe.model.to_dict(), "train": asdict(recipe.train), "name": name,
-                  "recipe": recipe.fingerprint(),
-                  "tokenizer": {"tokenizer": "char", "vocab_size": tok.vocab_size, "chars": tok.chars},
-                  "validation_loss": round(validation_loss(model, recipe.corpus), 5)}
+                  "recipe": recipe.fingerprint(), "tokenizer": {**described, "vocab_size": tok.vocab_size},
+                  "validation_loss": round(validation_loss(model, recipe.corpus, tok), 5)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     staged, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
     shutil.rmtree(staged, ignore_errors=True)
-    checkpoint.save_weights(staged, model, config)  # complete before it takes the name
+    checkpoint.save_weights(staged, model, config, files)  # complete before it takes the name
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         os.replace(folder, old)

@@ -10,9 +10,13 @@ Does:
   the inverse of chapter 08's ``interleaved_to_half``), as llama.cpp's own converter does.
 - ``load_gguf(path)`` reads such a file back into a ``GPT``: the config from the metadata, the blocks dequantized,
   q and k permuted back; an architecture, a tensor type or a tensor name it does not know is a clear error.
-Does not: store a tokenizer (the course's character vocabulary is not one llama.cpp knows), or run llama.cpp (not
-available here): the format is checked with the ``gguf`` package's reader and quantizers. ``gguf`` is an optional
-dependency, imported by these functions only.
+- ``save_gguf(..., tokenizer=tok)`` (chapter 18) also writes llama.cpp's ``tokenizer.ggml.*`` metadata from
+  ``qt.vocabulary`` (byte-level "gpt2" tokens, merges, special tokens as control, the split by name), for chapter
+  04's BPE and for the character tokenizer alike; llama.cpp refuses a file without them.
+  ``load_gguf(path, with_tokenizer=True)`` reads the tokenizer back.
+Does not: run llama.cpp (it is not a Python package; ``benchmarks/`` records what it did with these files), or
+read tensor types other than F32, Q8_0 and Q4_0. ``gguf`` is an optional dependency, imported by these
+functions only.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import torch
 from ..gpt import GPT
 from ..quantize import dequantize_q4_0, dequantize_q8_0, q4_0, q8_0
 from ..rope import half_to_interleaved, interleaved_to_half
+from ..vocabulary import Vocabulary, tokenizer_from_gguf
 from .hf_llama import config_from_hf, config_to_hf, load_state_checked, state_from_hf, state_to_hf
 
 QUANTS = ("q8_0", "q4_0", "f32")  # how the projection matrices are stored
@@ -57,12 +62,16 @@ def _name_map(n_layer: int):
     return lambda hf_name: table.get_name(hf_name, try_suffixes=(".weight",))
 
 
-def save_gguf(model: GPT, path, quant: str = "q8_0") -> Path:
-    """Write ``model`` (the Llama configuration) to ``path`` as GGUF, projections stored as ``quant``."""
+def save_gguf(model: GPT, path, quant: str = "q8_0", tokenizer=None) -> Path:
+    """Write ``model`` (the Llama configuration) to ``path`` as GGUF, projections stored as ``quant``.
+
+    ``tokenizer`` (a ``CharTokenizer`` or chapter 04's BPE, the one the model was trained with) is written as
+    llama.cpp's tokenizer metadata; without it the file holds the weights only, which llama.cpp refuses."""
     if quant not in QUANTS:
         raise ValueError(f"quant must be one of {QUANTS}, got {quant!r}")
     gguf, cfg = _gguf(), model.cfg
     hf = config_to_hf(cfg)  # refuses a model that is not a Llama
+    vocab = None if tokenizer is None else Vocabulary.of(tokenizer).check_fits(cfg.vocab_size).gguf_tokenizer()
     if quant != "f32" and (cfg.n_embd % 32 or cfg.d_ff % 32):
         raise ValueError(f"{quant} stores blocks of 32 weights along each row: n_embd ({cfg.n_embd}) and d_ff "
                          f"({cfg.d_ff}) must be multiples of 32; use quant='f32'")
@@ -72,6 +81,8 @@ def save_gguf(model: GPT, path, quant: str = "q8_0") -> Path:
         value = hf[field]
         getattr(writer, "add_float32" if isinstance(value, float) else "add_uint32")(f"llama.{key}", value)
     writer.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
+    for key, value in (vocab or {}).items():
+        _add_field(writer, key, value)
     writer.add_file_type({"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
                           "f32": gguf.LlamaFileType.ALL_F32}[quant])
     for hf_name, tensor in state_to_hf(model).items():
@@ -91,12 +102,26 @@ def save_gguf(model: GPT, path, quant: str = "q8_0") -> Path:
     return path
 
 
+def _add_field(writer, key: str, value) -> None:
+    """One metadata field, typed as llama.cpp reads it: bool, uint32, string, or an array of strings or int32."""
+    if isinstance(value, bool):
+        writer.add_bool(key, value)
+    elif isinstance(value, int):
+        writer.add_uint32(key, value)
+    elif isinstance(value, str):
+        writer.add_string(key, value)
+    else:
+        writer.add_array(key, value)
+
+
 def _metadata(reader) -> dict:
     return {field.name: field.contents() for field in reader.fields.values()}
 
 
-def load_gguf(path) -> GPT:
-    """A ``GPT`` from a GGUF file written by ``save_gguf`` (or any float32/Q8_0/Q4_0 Llama without biases)."""
+def load_gguf(path, with_tokenizer: bool = False):
+    """A ``GPT`` from a GGUF file written by ``save_gguf`` (or any float32/Q8_0/Q4_0 Llama without biases).
+
+    ``with_tokenizer=True`` returns ``(model, tokenizer)``, the tokenizer read from the file's metadata."""
     gguf, path = _gguf(), Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no GGUF file at {path}")
@@ -123,7 +148,7 @@ def load_gguf(path) -> GPT:
         if t is not None:
             theirs[hf_name] = _read_tensor(t, gguf, cfg, hf_name)
     load_state_checked(model, state_from_hf(theirs, cfg))  # a missing or mis-shaped tensor is named
-    return model.eval()
+    return (model.eval(), tokenizer_from_gguf(meta)) if with_tokenizer else model.eval()
 
 
 def _read_tensor(t, gguf, cfg, hf_name: str) -> torch.Tensor:

@@ -4,6 +4,9 @@ A Hugging Face checkpoint folder is ``config.json`` plus ``model.safetensors``; 
 one needs only json and safetensors, so transformers stays a test dependency. Names map one to one
 except attention: transformers keeps q_proj, k_proj and v_proj apart, the course stacks them in ``qkv``.
 Both use rotate-half RoPE, so no permutation is needed (see ``llama.interleaved_to_half`` otherwise).
+Chapter 18 adds the tokenizer: ``save_hf(model, folder, tokenizer)`` writes transformers' three tokenizer and
+generation files (from ``qt.vocabulary``), so ``pipeline("text-generation", model=folder)`` runs the folder, and
+``load_hf(folder, with_tokenizer=True)`` reads the tokenizer back.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from ..bpe import _atomic_write
 from ..gpt import GPT, GPTConfig
+from ..vocabulary import Vocabulary, tokenizer_from_hf
 
 _LAYER = {  # ours -> theirs, for block {i}
     "blocks.{i}.ln1.weight": "model.layers.{i}.input_layernorm.weight",
@@ -112,27 +117,51 @@ def load_state_checked(model: GPT, state: dict) -> None:
         raise CheckpointMismatch(f"missing {missing}, unexpected {unexpected}")
 
 
-def load_hf(folder) -> GPT:
-    """Our model from a transformers Llama folder (config.json + model.safetensors)."""
+def load_hf(folder, with_tokenizer: bool = False):
+    """Our model from a transformers Llama folder (config.json + model.safetensors).
+
+    ``with_tokenizer=True`` returns ``(model, tokenizer)``, the tokenizer read from the folder's tokenizer.json."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors") + (("tokenizer.json",) if with_tokenizer else ()):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} has no {name}: a Hugging Face checkpoint folder needs config.json "
-                                    f"and model.safetensors (sharded checkpoints are not supported)")
+                                    f"and model.safetensors (sharded checkpoints are not supported), and "
+                                    f"tokenizer.json for with_tokenizer=True (qt.save_hf(model, folder, tokenizer))")
     cfg = config_from_hf(json.loads((folder / "config.json").read_text()))
     model = GPT(cfg)
     load_state_checked(model, state_from_hf(load_file(str(folder / "model.safetensors")), cfg))
-    return model.eval()
+    if not with_tokenizer:
+        return model.eval()
+    tokenizer = tokenizer_from_hf(json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")))
+    return model.eval(), tokenizer
 
 
-def save_hf(model: GPT, folder) -> Path:
-    """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
+def tokenizer_files(tokenizer, cfg: GPTConfig) -> dict:
+    """{file name: JSON} of the tokenizer files a transformers folder holds for ``tokenizer``."""
+    vocab = Vocabulary.of(tokenizer).check_fits(cfg.vocab_size)
+    ids = {f"{role}_token_id": vocab.roles.get(role) for role in ("bos", "eos", "pad")}
+    return {"tokenizer.json": vocab.hf_tokenizer_json(),
+            "tokenizer_config.json": vocab.hf_tokenizer_config(cfg.block_size),
+            "generation_config.json": {**ids, "max_length": cfg.block_size}}
+
+
+def save_hf(model: GPT, folder, tokenizer=None) -> Path:
+    """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads.
+
+    With ``tokenizer`` (a ``CharTokenizer`` or chapter 04's BPE) the folder also holds tokenizer.json,
+    tokenizer_config.json and generation_config.json, so ``AutoTokenizer.from_pretrained(folder)`` and
+    ``transformers.pipeline("text-generation", model=folder)`` run it with no custom code."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    files = {"config.json": config_to_hf(model.cfg)}
+    if tokenizer is not None:
+        files.update(tokenizer_files(tokenizer, model.cfg))  # checked before anything is written
+        files["config.json"].update({k: v for k, v in files["generation_config.json"].items() if k.endswith("_id")})
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config_to_hf(model.cfg), indent=1))
+    for name, data in files.items():
+        _atomic_write(folder / name, json.dumps(data, indent=1, ensure_ascii=False))
     save_file(state_to_hf(model), str(folder / "model.safetensors"), metadata={"format": "pt"})
     return folder

@@ -53,14 +53,18 @@ def save(out_dir, step: int, model, config: dict, state: dict, keep: int = 2, tr
     return final
 
 
-def save_weights(folder, model, config: dict) -> Path:
-    """Write a weights-only checkpoint (no optimizer state) into the new folder ``folder``: what the zoo ships."""
+def save_weights(folder, model, config: dict, files: dict[str, str] | None = None) -> Path:
+    """Write a weights-only checkpoint (no optimizer state) into the new folder ``folder``: what the zoo ships.
+
+    ``files``: more text files to keep with the weights, {name: text} (chapter 18: the BPE tokenizer)."""
     from safetensors.torch import save_model
 
     folder = Path(folder)
     folder.mkdir(parents=True)
     save_model(model, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(config, indent=1))
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text, encoding="utf-8")
     sizes = {f.name: f.stat().st_size for f in folder.iterdir()}
     (folder / "manifest.json").write_text(json.dumps(sizes))  # last: its presence means complete
     return folder

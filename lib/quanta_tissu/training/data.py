@@ -83,3 +83,18 @@ def prepare_char_corpus(out_dir, name: str = "tinyshakespeare"):
         train_text, val_text = train_val_split(text)
         prepare(tok.encode(train_text), tok.encode(val_text), out, tok.vocab_size, "char", {"chars": tok.chars})
     return out, tok
+
+
+def prepare_corpus(out_dir, tokenizer, name: str = "tinyshakespeare") -> Path:
+    """Tokenize a corpus's train and validation splits with ``tokenizer`` into ``out_dir`` (chapter 18: any
+    tokenizer; ``prepare_char_corpus`` is the character case). A BPE tokenizer's special-token strings do not
+    occur in the corpus; if they did, they would be encoded as the plain text they are."""
+    from ..data import load_text, train_val_split
+    from ..tokenizer import CharTokenizer
+
+    if isinstance(tokenizer, CharTokenizer):
+        return prepare_char_corpus(out_dir, name)[0]
+    train_text, val_text = train_val_split(load_text(name))
+    encode = getattr(tokenizer, "encode_ordinary", tokenizer.encode)
+    return prepare(np.array(encode(train_text)), np.array(encode(val_text)), out_dir, tokenizer.vocab_size,
+                   type(tokenizer).__name__)
