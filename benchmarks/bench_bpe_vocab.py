@@ -5,7 +5,7 @@ For each vocabulary size (and characters, for reference) the same model (chapter
 how much text a token carries and how many rows the embedding has. Bits per byte (``qt.zoo.bits_per_byte`` on the
 validation split) is the unit in which they compare. Tokens/s is printed as a figure of this run, never judged.
 Writes benchmarks/results/bpe_vocab.json.
-Usage: python benchmarks/bench_bpe_vocab.py [--steps 400] [--sizes 1024 2048 4096] [--threads 2]
+Usage: python benchmarks/bench_bpe_vocab.py [--steps 400] [--sizes 1024 2048 4096] [--threads 2] [--chars]
 """
 import argparse
 import json
@@ -48,11 +48,12 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chars", action="store_true", help="also train on characters, at the same context")
     args = ap.parse_args()
     qt.runtime.set_threads(args.threads)
     rows = []
     char = qt.CharTokenizer.from_text(load_text("tinyshakespeare"))
-    for name, tok, context in [("characters", char, args.context)] + [
+    for name, tok, context in [("characters", char, args.context)] * args.chars + [
             (f"BPE {v}", qt.bpe.base_tokenizer(v), args.context) for v in args.sizes]:
         row = {"tokenizer": name, **run(tok, context, args.steps, args.batch)}
         print(row, flush=True)

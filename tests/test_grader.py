@@ -389,6 +389,33 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
            "    return (green - gamma * T) / math.sqrt(T * gamma * (1 - gamma))\n",
            {"parse_sse": "single newlines", "safe_pieces": "cannot be taken back", "compact_columns": "left-aligned",
             "watermark_z": "scored the first token"}),
+    "18": [("import math\n"
+            "def bits_per_byte(nats_per_token, n_tokens, n_bytes):\n"
+            "    return nats_per_token / math.log(2)\n"  # bits per token
+            "def spell_token(token):\n"
+            "    return token.decode('utf-8', errors='replace')\n"  # text, not bytes
+            "def gguf_merges(vocab, merges):\n"
+            "    table = {b: chr(b) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255 else None for b in range(256)}\n"
+            "    extra = [b for b in range(256) if table[b] is None]\n"
+            "    table.update({b: chr(256 + i) for i, b in enumerate(extra)})\n"
+            "    spell = lambda t: ''.join(table[b] for b in t)\n"
+            "    return sorted(f'{spell(vocab[a])} {spell(vocab[b])}' for a, b in merges)\n",  # alphabetical
+            {"bits_per_byte": "bits per TOKEN", "spell_token": "not printable", "gguf_merges": "alphabetically"}),
+           ("def bits_per_byte(nats_per_token, n_tokens, n_bytes):\n"
+            "    return nats_per_token * n_tokens / n_bytes\n"  # still nats
+            "def spell_token(token):\n"
+            "    return ''.join(chr(b + 256) if b < 33 else chr(b) for b in token)\n"  # bytes 127..160, 173 missed
+            "def gguf_merges(vocab, merges):\n"
+            "    return [vocab[a].decode() + ' ' + vocab[b].decode() for a, b in sorted(merges, key=merges.get)]\n",
+            {"bits_per_byte": "nats per byte", "spell_token": "in increasing byte order", "gguf_merges": "raw text"}),
+           ("import math\n"
+            "def bits_per_byte(nats_per_token, n_tokens, n_bytes):\n"
+            "    return nats_per_token * n_bytes / n_tokens / math.log(2)\n"  # upside down
+            "def spell_token(token):\n"
+            "    return token.decode('utf-8', errors='replace').replace(' ', 'Ġ').replace('\\n', 'Ċ')\n"
+            "def gguf_merges(vocab, merges):\n"
+            "    return [str(a) + ' ' + str(b) for a, b in merges]\n",  # dict order, ids
+            {"bits_per_byte": "upside down", "spell_token": "decoded UTF-8"})],
 }
 
 

@@ -31,6 +31,7 @@ CHAPTERS = {
     "15": "ex15_lora.py",
     "16": "ex16_dpo.py",
     "17": "ex17_serving.py",
+    "18": "ex18_base_model.py",
 }
 
 

@@ -55,13 +55,15 @@ def tokenize(path, text: str) -> list[int]:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def greedy(path, prompt: str, n: int) -> str:
-    """llama.cpp's greedy continuation of ``prompt``: at most ``n`` new tokens, as text (bad UTF-8 as U+FFFD)."""
+def greedy(path, prompt: str, n: int, raw: bool = False) -> str | bytes:
+    """llama.cpp's greedy continuation of ``prompt``: at most ``n`` new tokens, as text (bad UTF-8 as U+FFFD), or
+    as the bytes it printed with ``raw=True``."""
     out = _run("llama-simple", ["-m", str(path), "-n", str(n), prompt])
     echo = prompt.encode("utf-8")  # byte-level tokens spell the prompt's bytes exactly
     if not out.startswith(echo):
         raise RuntimeError(f"llama-simple did not echo the prompt: {out[:80]!r}")
-    return out[len(echo):].removesuffix(b"\n").decode("utf-8", errors="replace")
+    new = out[len(echo):].removesuffix(b"\n")
+    return new if raw else new.decode("utf-8", errors="replace")
 
 
 def bench(path, n: int = 1000, threads: int = 2) -> dict:
