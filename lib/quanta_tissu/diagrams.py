@@ -548,3 +548,71 @@ def hf_llama_mapping(n_head: int = 4, n_kv_heads: int = 2, head_dim: int = 24, d
     ax.set_ylim(-y - 0.6, 0.55)
     ax.axis("off")
     return fig
+
+
+def token_pieces(rows: dict, width: float = 13.0):
+    """Chapter 18: one line of text cut into tokens by several tokenizers. ``rows``: a label -> the line's tokens as
+    the strings they spell (the chapter passes each tokenizer's real output); a box per token, its width its length."""
+    colors = ["#dbe9f6", "#f4e3c1"]
+    fig, ax = plt.subplots(figsize=(width, 0.75 * len(rows) + 0.4))
+    for r, (label, pieces) in enumerate(rows.items()):
+        y, x = len(rows) - 1 - r, 0.0
+        ax.text(-0.3, y + 0.35, f"{label}\n{len(pieces)} tokens", ha="right", va="center", fontsize=9)
+        for i, piece in enumerate(pieces):
+            w = max(len(piece), 1)
+            ax.add_patch(FancyBboxPatch((x + 0.05, y), w - 0.1, 0.7, boxstyle="round,pad=0.01,rounding_size=0.1",
+                                        fc=colors[i % 2], ec="#3b5b7a", lw=0.6))
+            ax.text(x + w / 2, y + 0.35, piece.replace(" ", "␣").replace("\n", "↵"), ha="center", va="center",
+                    fontsize=8.5, family="monospace")
+            x += w
+    longest = max(sum(max(len(p), 1) for p in pieces) for pieces in rows.values())
+    ax.set_xlim(-0.2, longest + 0.2)
+    ax.set_ylim(-0.15, len(rows))
+    ax.axis("off")
+    return fig
+
+
+def packing(context: int = 8, stream: int = 40, windows=(3, 17, 26)):
+    """Chapter 18: the corpus as one stream of token ids (no documents, no padding); a training example is any
+    window of context + 1 ids: the first context are the input, the last context the targets."""
+    fig, ax = plt.subplots(figsize=(12, 2.8))
+    for i in range(stream):
+        ax.add_patch(plt.Rectangle((i, 2.0), 0.92, 0.6, fc="#eeeeee", ec="#999999", lw=0.5))
+    ax.text(0, 2.85, f"the training split, encoded once and concatenated: one stream of ids (here {stream})",
+            fontsize=9.5)
+    for row, start in enumerate(windows):
+        y = 1.1 - row * 0.55
+        ax.add_patch(plt.Rectangle((start, y), context - 0.08, 0.4, fc="#4c78a8", ec="none"))
+        ax.add_patch(plt.Rectangle((start + 1, y - 0.2), context - 0.08, 0.18, fc="#f58518", ec="none"))
+        ax.plot([start, start], [y + 0.4, 2.0], color="#4c78a8", lw=0.6, ls=":")
+        ax.text(start + context + 1.3, y + 0.05, f"x = ids[{start}:{start + context}]   y = ids[{start + 1}:"
+                f"{start + context + 1}]", fontsize=8.5, va="center")
+    ax.text(0, -0.65, f"blue: T = {context} inputs from a uniformly random start; orange: the targets, the same ids "
+            "shifted by one", fontsize=9)
+    ax.set_xlim(-0.5, stream + 0.5)
+    ax.set_ylim(-0.9, 3.1)
+    ax.axis("off")
+    return fig
+
+
+def exports():
+    """Chapter 18: one trained model and its tokenizer, written three ways, each read by another program."""
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    _box(ax, 0.0, 1.6, 2.2, 1.0, "our model\n+ its tokenizer\n(qt.pretrained)", "#f4e3c1")
+    rows = [("save_hf(model, folder, tokenizer)", "folder/\n config.json  model.safetensors\n tokenizer.json  "
+             "tokenizer_config.json\n generation_config.json", "transformers\nAutoModelForCausalLM,\npipeline"),
+            ("save_gguf(model, path, quant, tokenizer)", "one .gguf file\n general.* llama.* keys\n tokenizer.ggml.* "
+             "keys\n tensors: F32 / Q8_0 / Q4_0", "llama.cpp\nllama-simple,\nllama-bench"),
+            ("export_onnx(model, path, cache=True)", "one .onnx graph\n weights inside, dynamic axes\n explicit KV "
+             "cache in and out\n (the tokenizer stays ours)", "onnxruntime\nOnnxDecoder")]
+    for i, (call, what, reader) in enumerate(rows):
+        y = 3.1 - i * 1.45
+        _arrow(ax, 2.2, 2.1, 3.2, y + 0.5)
+        ax.text(3.25, y + 1.05, call, fontsize=8.5, family="monospace", color="#333")
+        _box(ax, 3.2, y, 3.6, 1.0, what, "#dbe9f6", 8)
+        _arrow(ax, 6.8, y + 0.5, 7.7, y + 0.5)
+        _box(ax, 7.7, y + 0.1, 2.2, 0.8, reader, "#d5ecd4", 8.5)
+    ax.set_xlim(-0.1, 10.0)
+    ax.set_ylim(0.0, 4.3)
+    ax.axis("off")
+    return fig

@@ -299,7 +299,8 @@ def _recipe(f: dict) -> str:
     if f["recipe"]:
         lines += [f"Reproduce: `python -m quanta_tissu zoo build {f['name']} --out DIR` (recipe fingerprint "
                   f"`{f['config']['recipe']}`). Training is deterministic on one machine, not across machines: a "
-                  f"rebuild elsewhere lands within {zoo.RETRAIN_TOLERANCE} nats of the shipped validation loss.", ""]
+                  f"rebuild elsewhere lands within {zoo.retrain_tolerance(f['name']):.3f} nats per {f['unit']} of the shipped "
+                  "validation loss.", ""]
     return "\n".join(lines)
 
 

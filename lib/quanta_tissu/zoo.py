@@ -36,7 +36,10 @@ from .tokenizer import CharTokenizer
 from .training.trainer import EXECUTION, TrainConfig
 
 SHIPPED = Path(__file__).parent / "checkpoints"  # the course checkpoints committed with the lib
-RETRAIN_TOLERANCE = 0.03  # nats: how far a retrained recipe's validation loss may land from the shipped one
+# How far a retrained recipe's validation loss may land from the shipped one, in nats per byte of the validation
+# text (a character recipe: nats per token; a BPE recipe's token spells several bytes, so its loss per token may
+# move by this times its bytes per token).
+RETRAIN_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,17 @@ def bits_per_byte(model, tokenizer, text: str) -> float:
     return nats_per_token * len(predicted) / n_bytes / math.log(2)
 
 
+def retrain_tolerance(name: str) -> float:
+    """``RETRAIN_TOLERANCE`` in recipe ``name``'s own unit, nats per token: times its validation bytes per token."""
+    from .data import load_text, train_val_split
+
+    recipe = _recipe(name)
+    if not recipe.bpe_vocab:
+        return RETRAIN_TOLERANCE
+    val = train_val_split(load_text(recipe.corpus))[1]
+    return RETRAIN_TOLERANCE * len(val.encode("utf-8")) / len(recipe.tokenizer().encode_ordinary(val))
+
+
 def windows_loss(model, ids) -> float:
     """Mean next-token loss over every whole window of ``ids`` (consecutive, no overlap): a deterministic
     evaluation of any text, e.g. a held-out play (chapter 15)."""
@@ -194,24 +208,39 @@ def windows_loss(model, ids) -> float:
 
 def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path:
     """Train recipe ``name`` from its seed and write its weights-only checkpoint to ``folder`` (atomically)."""
-    from .bpe import FILENAME
-    from .training import checkpoint
+    model, tok, _ = train_recipe(name, device, progress)
+    return write_checkpoint(name, folder, model, tok)
+
+
+def train_recipe(name: str, device: str = "cpu", progress: bool = True):
+    """(model on the CPU, tokenizer, chapter 07's History) for recipe ``name``, trained from its seed.
+    ``benchmarks/bench_zoo_recipe.py`` calls it to record the run whose weights it ships."""
     from .training.data import TokenData, prepare_corpus
     from .training.trainer import Trainer
 
-    recipe, folder = _recipe(name), Path(folder)
+    recipe = _recipe(name)
     tok = recipe.tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = prepare_corpus(Path(tmp) / "data", tok, recipe.corpus)
         trainer = Trainer.build(recipe.model, TokenData(data_dir, recipe.model.block_size), recipe.train, None, device)
-        trainer.fit(progress=progress)
-        model = trainer.model.cpu()
-        chars = isinstance(tok, CharTokenizer)
-        described = {"tokenizer": "char", "chars": tok.chars} if chars else {"tokenizer": "bpe", "file": FILENAME}
+        history = trainer.fit(progress=progress)
+    return trainer.model.cpu().eval(), tok, history
+
+
+def write_checkpoint(name: str, folder, model, tok) -> Path:
+    """Recipe ``name``'s trained ``model`` and its tokenizer as the shipped form, in ``folder`` (atomically): the
+    weights, config.json (model, training, fingerprint, tokenizer, validation loss) and a BPE tokenizer's file."""
+    from .bpe import FILENAME
+    from .training import checkpoint
+
+    recipe, folder = _recipe(name), Path(folder)
+    chars = isinstance(tok, CharTokenizer)
+    described = {"tokenizer": "char", "chars": tok.chars} if chars else {"tokenizer": "bpe", "file": FILENAME}
+    with tempfile.TemporaryDirectory() as tmp:
         files = {} if chars else {FILENAME: tok.save(Path(tmp) / FILENAME).read_text(encoding="utf-8")}
-        config = {"model": recipe.model.to_dict(), "train": asdict(recipe.train), "name": name,
-                  "recipe": recipe.fingerprint(), "tokenizer": {**described, "vocab_size": tok.vocab_size},
-                  "validation_loss": round(validation_loss(model, recipe.corpus, tok), 5)}
+    config = {"model": recipe.model.to_dict(), "train": asdict(recipe.train), "name": name,
+              "recipe": recipe.fingerprint(), "tokenizer": {**described, "vocab_size": tok.vocab_size},
+              "validation_loss": round(validation_loss(model, recipe.corpus, tok), 5)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     staged, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
     shutil.rmtree(staged, ignore_errors=True)
