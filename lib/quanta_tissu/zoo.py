@@ -86,6 +86,14 @@ RECIPES = {
         train=TrainConfig.shakespeare_llama(max_steps=1000, eval_every=1000),
         about="the same recipe with one layer: chapter 11's draft model for speculative decoding (about 20 s)",
     ),
+    "shakespeare-bpe": Recipe(
+        corpus="tinyshakespeare",
+        model=GPTConfig.shakespeare_llama(vocab_size=2048, block_size=256),
+        train=TrainConfig.shakespeare_llama(max_steps=1500, batch_size=16, eval_every=250),
+        about="chapter 18's base model: chapter 08's Llama on BPE tokens (2,048, five reserved), a context of 256 "
+              "tokens, 1,500 steps of 16 windows (about 10 minutes on 2 cores)",
+        bpe_vocab=2048,
+    ),
 }
 
 
