@@ -38,7 +38,7 @@ book: install assets
 	@echo "The book: $(abspath _build/html/index.html)"
 
 unit: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 nbval: install
 	$(PY) -m pytest chapters $(NBVAL_FLAGS)

@@ -5,7 +5,7 @@ For each vocabulary size (and characters, for reference) the same model (chapter
 how much text a token carries and how many rows the embedding has. Bits per byte (``qt.zoo.bits_per_byte`` on the
 validation split) is the unit in which they compare. Tokens/s is printed as a figure of this run, never judged.
 Writes benchmarks/results/bpe_vocab.json.
-Usage: python benchmarks/bench_bpe_vocab.py [--steps 400] [--sizes 1024 2048 4096] [--threads 2] [--chars]
+Usage: python benchmarks/bench_bpe_vocab.py [--steps 400] [--sizes 1024 2048 4096] [--threads 2] [--chars] [--smoke]
 """
 import argparse
 import json
@@ -26,7 +26,8 @@ RESULTS = Path(__file__).parent / "results" / "bpe_vocab.json"
 def run(tok, context: int, steps: int, batch: int) -> dict:
     """Train the preset on ``tok``'s ids for ``steps`` steps; its validation bits per byte and speed."""
     cfg = GPTConfig.shakespeare_llama(vocab_size=tok.vocab_size, block_size=context)
-    train = TrainConfig.shakespeare_llama(max_steps=steps, batch_size=batch, eval_every=steps, eval_iters=4)
+    train = TrainConfig.shakespeare_llama(max_steps=steps, batch_size=batch, eval_every=steps, eval_iters=4,
+                                          warmup=min(20, steps))
     text = load_text("tinyshakespeare")
     val = train_val_split(text)[1]
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +50,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chars", action="store_true", help="also train on characters, at the same context")
+    ap.add_argument("--smoke", action="store_true", help="3 steps at context 32, BPE 512 and characters, nothing written")
     args = ap.parse_args()
+    if args.smoke:
+        args.steps, args.batch, args.context, args.sizes, args.chars = 3, 2, 32, [512], True
     qt.runtime.set_threads(args.threads)
     rows = []
     char = qt.CharTokenizer.from_text(load_text("tinyshakespeare"))
@@ -58,6 +62,9 @@ def main() -> None:
         row = {"tokenizer": name, **run(tok, context, args.steps, args.batch)}
         print(row, flush=True)
         rows.append(row)
+    if args.smoke:
+        print("smoke run: nothing written")
+        return
     RESULTS.write_text(json.dumps({"steps": args.steps, "batch": args.batch, "threads": args.threads,
                                    "note": "same model, steps, batch and seed for every row", "rows": rows},
                                   indent=1) + "\n")

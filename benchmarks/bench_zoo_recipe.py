@@ -4,9 +4,10 @@
 NAME`` does), so the recorded run is the one whose weights chapter 18 loads. Writes
 benchmarks/results/zoo_NAME.json: the training loss every ``--every`` steps, the evaluations, the wall time,
 tokens/s, MFU, and the validation loss in nats per token and bits per byte.
-Usage: python benchmarks/bench_zoo_recipe.py shakespeare-bpe [--ship] [--threads 2]
+Usage: python benchmarks/bench_zoo_recipe.py shakespeare-bpe [--ship] [--threads 2] [--smoke]
 """
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -28,8 +29,13 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true", help="write the weights into the lib's shipped checkpoint")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--every", type=int, default=25, help="keep the training loss of every N-th step")
+    ap.add_argument("--smoke", action="store_true", help="4 steps of the recipe, nothing written")
     args = ap.parse_args()
     qt.runtime.set_threads(args.threads)
+    if args.smoke:  # this process only: the recipe cut to 4 steps
+        recipe = zoo.RECIPES[args.name]
+        zoo.RECIPES[args.name] = dataclasses.replace(recipe, train=dataclasses.replace(
+            recipe.train, max_steps=4, warmup=1, eval_every=2, eval_iters=1))
     recipe = zoo.RECIPES[args.name]
     peak = matmul_peak(1024)  # measured before and after the run: the host's speed moves
     start = time.perf_counter()
@@ -49,6 +55,9 @@ def main() -> None:
         "loss_curve": {"steps": history.steps[::args.every], "loss": [round(x, 4) for x in history.loss[::args.every]]},
         "evaluations": {"steps": history.eval_steps, "train": history.train_eval, "val": history.val_eval},
     }
+    if args.smoke:
+        print(f"smoke run: nothing written ({record['steps']} steps, {record['tokens_per_s']} tokens/s)")
+        return
     if args.ship:
         record["shipped"] = str(zoo.write_checkpoint(args.name, zoo.shipped_dir(args.name), model, tok))
     out = RESULTS / f"zoo_{args.name}.json"

@@ -12,7 +12,8 @@ def bits_per_byte(nats_per_token: float, n_tokens: int, n_bytes: int) -> float:
     """A validation loss in the unit that compares models with different tokenizers.
 
     ``nats_per_token``: the mean cross-entropy (natural log) over ``n_tokens`` predicted tokens, which together
-    spell ``n_bytes`` bytes of text. Return the same total information in bits per byte of that text."""
+    spell ``n_bytes`` bytes of text. Return the same total information in bits per byte of that text (a float, not
+    rounded)."""
     raise NotImplementedError
 
 

@@ -34,6 +34,8 @@ def test_bench_serve_smoke():
     ("bench_llama.py", ["chapter08", "--smoke"], "smoke: every part ran"),
     ("bench_nanogpt_recipe.py", ["--smoke"], "ratios to nanoGPT's documented run"),
     ("bench_tokenizer.py", ["--smoke"], "smoke run: nothing written"),
+    ("bench_bpe_vocab.py", ["--smoke"], "smoke run: nothing written"),
+    ("bench_zoo_recipe.py", ["shakespeare-llama-draft", "--smoke"], "smoke run: nothing written"),
 ])
 def test_every_benchmark_has_a_smoke_run(script, args, says):
     if script == "bench_tokenizer.py":

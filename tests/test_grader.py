@@ -415,7 +415,20 @@ MISTAKES = {  # chapter: (a learner's wrong file, {exercise: words its feedback 
             "    return token.decode('utf-8', errors='replace').replace(' ', 'Ġ').replace('\\n', 'Ċ')\n"
             "def gguf_merges(vocab, merges):\n"
             "    return [str(a) + ' ' + str(b) for a, b in merges]\n",  # dict order, ids
-            {"bits_per_byte": "upside down", "spell_token": "decoded UTF-8"})],
+            {"bits_per_byte": "upside down", "spell_token": "decoded UTF-8"}),
+           ("import math\n"
+            "def bits_per_byte(nats_per_token, n_tokens, n_bytes):\n"
+            "    return round(nats_per_token * n_tokens / n_bytes / math.log(2), 4)\n"  # rounded
+            "def spell_token(token):\n"
+            "    return None if not token else ''.join(chr(b) for b in token)\n"  # nothing for b''
+            "def gguf_merges(vocab, merges):\n"
+            "    table = {b: chr(b) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255 else None for b in range(256)}\n"
+            "    extra = [b for b in range(256) if table[b] is None]\n"
+            "    table.update({b: chr(256 + i) for i, b in enumerate(extra)})\n"
+            "    spell = lambda t: ''.join(table[x] for x in t)\n"
+            "    ranked = sorted(merges, key=merges.get, reverse=True)\n"  # last learned first
+            "    return [f'{spell(vocab[a])} {spell(vocab[b])}' for a, b in ranked]\n",
+            {"bits_per_byte": "rounded", "spell_token": "no bytes, no characters", "gguf_merges": "in reverse"})],
 }
 
 

@@ -55,6 +55,17 @@ def test_llama_cpp_runs_the_course_character_checkpoint(tmp_path):
     assert llama_cpp.greedy(path, "ROMEO:\n", 50) == qt.generate(model, "ROMEO:\n", 50, tok, temperature=0)
 
 
+@needs_llama_cpp
+def test_llama_cpp_runs_the_course_bpe_checkpoint(tmp_path):
+    model, tok = qt.pretrained("shakespeare-bpe", progress=False)
+    path = save_gguf(model, tmp_path / "base.gguf", "f32", tokenizer=tok)
+    probe = "Roméo, 你好 🌹<|user|>"
+    assert llama_cpp.tokenize(path, probe) == tok.encode(probe, allowed_special="all")
+    for prompt in ["ROMEO:\n", "KING HENRY:\nWhat say you"]:
+        ours = qt.generate(model, prompt, 100, tok, temperature=0, stop=[tok.special_tokens["<|end|>"]])
+        assert llama_cpp.greedy(path, prompt, 100) == ours, prompt
+
+
 def test_missing_programs_are_named(monkeypatch, tmp_path):
     monkeypatch.setenv("QUANTA_TISSU_LLAMA_CPP", str(tmp_path))
     assert not llama_cpp.available()

@@ -26,9 +26,10 @@ def tiny_files(tiny, tmp_path_factory):
     return export_onnx(tiny, folder / "tiny.onnx"), export_onnx(tiny, folder / "tiny-past.onnx", cache=True)
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    model, tok = qt.pretrained("shakespeare-llama", progress=False)
+@pytest.fixture(scope="module", params=["shakespeare-llama", "shakespeare-bpe"])
+def course(request, tmp_path_factory):
+    """A course checkpoint, characters or chapter 18's BPE, and its cached graph."""
+    model, tok = qt.pretrained(request.param, progress=False)
     return model, tok, export_onnx(model, tmp_path_factory.mktemp("course") / "past.onnx", cache=True)
 
 
@@ -73,7 +74,7 @@ def test_cached_steps_equal_a_full_forward(tiny, tiny_files):
 def test_onnx_greedy_is_ours_on_the_course_checkpoint(course):
     model, tok, path = course
     decoder = OnnxDecoder(path)
-    prompts = ["ROMEO:\n", "First Citizen:\nWe are", "K"]
+    prompts = ["ROMEO:\n", "First Citizen:\nWe are", "K"] + ["Roméo 🌹, wherefore"] * (tok.vocab_size > 256)
     out = decoder.greedy([tok.encode(p) for p in prompts], 40)  # (B, T + 40), prompts left-padded
     assert [tok.decode(row[-40:]) for row in out] == qt.generate(model, prompts, 40, tok, temperature=0)
     idx = torch.as_tensor(tok.encode("JULIET:"))[None]

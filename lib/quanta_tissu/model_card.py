@@ -299,9 +299,14 @@ def _recipe(f: dict) -> str:
     if f["recipe"]:
         lines += [f"Reproduce: `python -m quanta_tissu zoo build {f['name']} --out DIR` (recipe fingerprint "
                   f"`{f['config']['recipe']}`). Training is deterministic on one machine, not across machines: a "
-                  f"rebuild elsewhere lands within {zoo.retrain_tolerance(f['name']):.3f} nats per {f['unit']} of the shipped "
+                  f"rebuild elsewhere lands within {_tolerance(f['name']):.3f} nats per {f['unit']} of the shipped "
                   "validation loss.", ""]
     return "\n".join(lines)
+
+
+def _tolerance(name: str) -> float:
+    """The zoo's retraining tolerance in the checkpoint's own unit (nats per character or per token)."""
+    return zoo.retrain_tolerance(name) if name in zoo.RECIPES else zoo.RETRAIN_TOLERANCE
 
 
 def _evaluation(f: dict) -> str:

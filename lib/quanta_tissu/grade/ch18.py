@@ -21,7 +21,12 @@ def check_bits_per_byte(fn) -> str:
              (nats * n_bytes / tokens / math.log(2), "tokens and bytes are upside down: the total is nats per token "
                                                       "times tokens, shared out over the bytes"),
              (nats * tokens / n_bytes / math.log(10), "log base 10 is not bits: divide by ln 2"),
-             (nats * tokens / n_bytes * math.log(2), "multiplied by ln 2: bits = nats / ln 2")]
+             (nats * tokens / n_bytes * math.log(2), "multiplied by ln 2: bits = nats / ln 2"),
+             (math.log2(nats) * tokens / n_bytes, "log2 of the loss is not a change of unit: a loss in nats becomes "
+                                                  "bits by dividing it by ln 2"),
+             (nats * tokens // n_bytes / math.log(2), "floor division (//) cut the total short: use / for a ratio"),
+             (nats, "that is the loss you were given, nats per token: convert it to bits, then to per byte"),
+             (round(expected, 4), "rounded: return the full value (round only when you print it)")]
     got = fn(nats, tokens, n_bytes)
     assert_close(got, expected, "bits_per_byte(4.2, 1000, 2800)", rtol=1e-6, wrong=wrong)
     assert_close(fn(1.7, 500, 500), 1.7 / math.log(2), "bits_per_byte(1.7, 500, 500) (characters: a byte a token)")
@@ -34,6 +39,8 @@ def _spell_reference(token: bytes) -> str:
 
 
 def check_spell_token(fn) -> str:
+    if fn(b"") != "":
+        raise CheckFailed(f"spell_token(b'') gave {fn(b'')!r}: no bytes, no characters (return '')")
     cases = [b" the", b"\n", b"hello", "é".encode(), b"\x00\x7f\xa0\xad", bytes(range(256))]
     for token in cases:
         expected, got = _spell_reference(token), fn(token)
@@ -70,6 +77,8 @@ def check_gguf_merges(fn) -> str:
     if len(got) != len(expected):
         raise CheckFailed(f"{len(got)} merges for {len(expected)}: one string per merge")
     if sorted(got) == sorted(expected):
+        if got == expected[::-1]:
+            raise CheckFailed("the merges are in reverse: the first learned (id 256) comes first")
         if got == sorted(expected):
             raise CheckFailed("the merges are sorted alphabetically: llama.cpp applies them by position, so they "
                               "must be in the order learned, by the id each one makes (256 + rank)")
@@ -80,8 +89,13 @@ def check_gguf_merges(fn) -> str:
     if sample in raw:
         raise CheckFailed(f"{sample!r} is the raw text: spell each token with spell_token (a space is 'Ġ', a newline "
                           f"'Ċ'), or llama.cpp splits the merge at the token's own space")
-    raise CheckFailed(f"merge {got.index(sample)}: expected {expected[got.index(sample)]!r}, got {sample!r} "
-                      f"(left spelling, one space, right spelling)")
+    i = got.index(sample)
+    left, right = expected[i].split(" ")
+    if sample == f"{right} {left}":
+        raise CheckFailed(f"merge {i}: {sample!r} has left and right swapped: the pair (left id, right id) is written "
+                          f"left first, expected {expected[i]!r}")
+    raise CheckFailed(f"merge {i}: expected {expected[i]!r}, got {sample!r} (left spelling, one space, right "
+                      f"spelling; if spell_token fails its own check, fix it first: gguf_merges uses it)")
 
 
 CHECKS = {

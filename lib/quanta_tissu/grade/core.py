@@ -203,7 +203,8 @@ def assert_close(got, expected, what: str = "result", rtol: float = 1e-6, atol: 
     where = tuple(int(i) for i in worst)
     n_bad = int((~np.isclose(g, e, rtol=rtol, atol=atol)).sum())
     se, sg = fmt_pair(expected[worst], got[worst])
-    detail = (f"{n_bad} of {expected.size} values are wrong; max abs difference {diff[worst]:.3g} "
+    detail = (f"expected {se}, got {sg} (difference {diff[worst]:.3g})" if expected.ndim == 0 else
+              f"{n_bad} of {expected.size} values are wrong; max abs difference {diff[worst]:.3g} "
               f"at index {where}: expected {se}, got {sg}")
     tol = max(1e-6, min(10 * rtol, 1e-4))
 
