@@ -57,7 +57,7 @@ def our_speed(model, n: int) -> float:
 
 def check(name: str, tokens: int, threads: int, folder: Path) -> dict:
     model, tok = qt.pretrained(name, progress=False)
-    n = min(tokens, model.cfg.block_size - 16)
+    n = min(tokens, model.cfg.block_size - max(len(tok.encode(p)) for p in PROMPTS))  # every prompt fits
     probe = "naïve café 🙂 <|end|>" if hasattr(tok, "special_tokens") and "<|end|>" in tok.special_tokens else "ROMEO:"
     row = {"checkpoint": name, "new_tokens": n, "files": {}}
     for quant in ("f32", "q8_0", "q4_0"):

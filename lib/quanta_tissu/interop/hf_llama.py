@@ -144,7 +144,9 @@ def tokenizer_files(tokenizer, cfg: GPTConfig) -> dict:
     ids = {f"{role}_token_id": vocab.roles.get(role) for role in ("bos", "eos", "pad")}
     return {"tokenizer.json": vocab.hf_tokenizer_json(),
             "tokenizer_config.json": vocab.hf_tokenizer_config(cfg.block_size),
-            "generation_config.json": {**ids, "max_length": cfg.block_size}}
+            # no max_length: the context is config.json's max_position_embeddings, and transformers warns whenever
+            # a caller's max_new_tokens meets a max_length from this file
+            "generation_config.json": ids}
 
 
 def save_hf(model: GPT, folder, tokenizer=None) -> Path:
