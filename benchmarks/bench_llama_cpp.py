@@ -29,17 +29,13 @@ RESULTS = Path(__file__).parent / "results" / "llama_cpp.json"
 PROMPTS = ["ROMEO:\n", "First Citizen:\nWe are", "KING HENRY:\nWhat say you"]
 
 
-def token_bytes(tok, ids) -> bytes:
-    return tok.decode_bytes(ids) if hasattr(tok, "decode_bytes") else tok.decode(ids).encode("utf-8")
-
-
 def first_difference(model, tok, prompt_ids: list, new: list, theirs: bytes) -> dict | None:
     """Where two greedy runs part: the index of our first token whose bytes llama.cpp did not print, and our
     top-2 logit margin at that step (None if the runs agree)."""
-    if token_bytes(tok, new) == theirs:
+    if tok.decode_bytes(new) == theirs:
         return None
     for i in range(len(new)):
-        if not theirs.startswith(token_bytes(tok, new[:i + 1])):
+        if not theirs.startswith(tok.decode_bytes(new[:i + 1])):
             with torch.no_grad():
                 logits = model(torch.tensor([prompt_ids + new[:i]]))[0][0, -1]
             top = logits.topk(2).values
@@ -60,10 +56,10 @@ def check(name: str, tokens: int, threads: int, folder: Path) -> dict:
     n = min(tokens, model.cfg.block_size - max(len(tok.encode(p)) for p in PROMPTS))  # every prompt fits
     probe = "naïve café 🙂 <|end|>" if hasattr(tok, "special_tokens") and "<|end|>" in tok.special_tokens else "ROMEO:"
     row = {"checkpoint": name, "new_tokens": n, "files": {}}
+    ids = tok.encode(probe, allowed_special="all") if hasattr(tok, "special_tokens") else tok.encode(probe).tolist()
     for quant in ("f32", "q8_0", "q4_0"):
         path = save_gguf(model, folder / f"{name}-{quant}.gguf", quant, tokenizer=tok)
         reference = model if quant == "f32" else load_gguf(path)
-        ids = tok.encode(probe, allowed_special="all") if hasattr(tok, "special_tokens") else tok.encode(probe).tolist()
         texts = []
         for prompt in PROMPTS:
             prompt_ids = [int(i) for i in tok.encode(prompt)]

@@ -89,6 +89,9 @@ def test_a_bpe_recipe_ships_its_tokenizer_and_scores_per_byte(tiny_recipe, monke
     assert zoo.bits_per_byte(model, tok, text) == pytest.approx(nats * ((len(ids) - 1) // T * T) / n_bytes / math.log(2))
     chars, ctok = qt.pretrained("test-tiny", progress=False)  # characters: one byte per token here
     assert zoo.bits_per_byte(chars, ctok, text) == pytest.approx(zoo.windows_loss(chars, ctok.encode(text)) / math.log(2))
+    by_position = zoo.position_losses(model, ids)  # chapter 18's loss by context: the same windows, split by position
+    assert by_position.shape == (T,) and by_position.mean() == pytest.approx(nats, rel=1e-5)
+    assert ctok.decode_bytes(ctok.encode("First")) == b"First"  # every course tokenizer spells its bytes
 
 
 def test_pretrained_unknown_name():

@@ -59,5 +59,10 @@ class CharTokenizer:
             raise ValueError(f"id {int(bad[0])} is outside the vocabulary (0..{self.vocab_size - 1})")
         return "".join(self.chars[i] for i in ids.tolist())
 
+    def decode_bytes(self, ids) -> bytes:
+        """The UTF-8 bytes of ``decode(ids)``: what BPE's ``decode_bytes`` gives, so any course tokenizer can say
+        how many bytes its ids spell (chapter 18's bits per byte)."""
+        return self.decode(ids).encode("utf-8")
+
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"

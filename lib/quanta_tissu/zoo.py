@@ -175,13 +175,8 @@ def bits_per_byte(model, tokenizer, text: str) -> float:
     import math
 
     ids = tokenizer.encode(text)
-    T = model.cfg.block_size
-    n = (len(ids) - 1) // T
-    nats_per_token = windows_loss(model, ids)
-    predicted = ids[1:n * T + 1]  # the targets of the whole windows windows_loss scored
-    n_bytes = len(tokenizer.decode_bytes(predicted)) if hasattr(tokenizer, "decode_bytes") else \
-        len(tokenizer.decode(predicted).encode("utf-8"))
-    return nats_per_token * len(predicted) / n_bytes / math.log(2)
+    predicted = _windows(model, ids)[1].flatten().tolist()  # the targets of the whole windows windows_loss scores
+    return windows_loss(model, ids) * len(predicted) / len(tokenizer.decode_bytes(predicted)) / math.log(2)
 
 
 def retrain_tolerance(name: str) -> float:
@@ -200,18 +195,43 @@ def windows_loss(model, ids) -> float:
     evaluation of any text, e.g. a held-out play (chapter 15)."""
     import torch
 
+    x, y = _windows(model, ids)  # (n, T) each
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = [model(x[i:i + 64], y[i:i + 64])[1].item() * len(x[i:i + 64]) for i in range(0, len(x), 64)]
+    model.train(was_training)
+    return sum(losses) / len(x)
+
+
+def position_losses(model, ids):
+    """``windows_loss`` split by position: the mean loss at each of the T positions of a window, a (T,) array
+    whose mean is ``windows_loss``. Position t has read t + 1 tokens (chapter 18: what a longer context buys)."""
+    import torch
+
+    x, y = _windows(model, ids)  # (n, T) each
+    total = torch.zeros(x.shape[1])
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), 16):
+            logits = model(x[i:i + 16])[0]  # (b, T, V)
+            total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), y[i:i + 16], reduction="none").sum(0)
+    model.train(was_training)
+    return (total / len(x)).numpy()
+
+
+def _windows(model, ids):
+    """Inputs and targets of every whole window of the model's context in ``ids``: (n, T) each, consecutive,
+    no overlap."""
+    import torch
+
     ids = torch.as_tensor(ids)
     T = model.cfg.block_size
     n = (len(ids) - 1) // T
     if n < 1:
         raise ValueError(f"{len(ids)} tokens do not fill one window of {T} + 1: evaluate a longer text")
-    x, y = ids[:n * T].view(n, T), ids[1:n * T + 1].view(n, T)  # (n, T): consecutive windows, no overlap
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        losses = [model(x[i:i + 64], y[i:i + 64])[1].item() * len(x[i:i + 64]) for i in range(0, n, 64)]
-    model.train(was_training)
-    return sum(losses) / n
+    return ids[:n * T].view(n, T), ids[1:n * T + 1].view(n, T)  # (n, T): targets are the inputs shifted by one
 
 
 def build(name: str, folder, device: str = "cpu", progress: bool = True) -> Path:
